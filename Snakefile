@@ -1,0 +1,29 @@
+# Meta-learned hyperparameter tuning. Run: snakemake --cores 1 --resources gpu=1
+# Another profile: snakemake --cores 1 --resources gpu=1 --config params=profiles/mirror-small.yaml
+# Stages, paths and commands come from the stage table in src/metahpo/pipeline.py, which also
+# renders dvc.yaml, so Snakemake and DVC run the same commands on the same paths.
+from metahpo import pipeline
+from metahpo.config import load_params
+from metahpo.errors import MetahpoError
+
+PARAMS_FILE = config.pop("params", pipeline.PARAMS_FILE)
+try:
+    PARAMS = load_params(PARAMS_FILE)  # validated before any job is scheduled
+except MetahpoError as err:
+    raise WorkflowError(str(err)) from None
+RAW_PARAMS = PARAMS.model_dump(mode="json")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/metafeatures.smk"
+include: "workflow/rules/sweep.smk"
+include: "workflow/rules/fit_meta.smk"
+include: "workflow/rules/train_recommended.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/index.html",
+    default_target: True

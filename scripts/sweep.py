@@ -1,0 +1,9 @@
+"""Stage sweep: grid + random search of one task -> results/sweep/TASK.parquet.
+
+Usage: python scripts/sweep.py TASK [--params PARAMS]
+"""
+import sys
+
+from metahpo.cli import main
+
+sys.exit(main(["sweep", *sys.argv[1:]]))

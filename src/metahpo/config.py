@@ -1,0 +1,218 @@
+"""Typed, strict params.yaml: unknown keys and wrong types fail before any work is done.
+
+The YAML is nested by stage (DVC style). ``load_params`` is the only way code reads it, so the
+Snakemake rules, the DVC stages and the CLI see the same validated values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from metahpo.errors import MetahpoError, ParamsError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # used in paths: results/<stage>/<name>
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetParams(Strict):
+    source: str = Field(description="a registered dataset name (see `metahpo datasets`) or a Hub id org/name")
+    config_name: Optional[str] = Field(None, description="Hub dataset configuration, if it has several")
+    max_train: Optional[int] = Field(None, gt=0, description="subsample the train split to this many rows")
+    max_validation: Optional[int] = Field(None, gt=0)
+    max_test: Optional[int] = Field(None, gt=0)
+
+
+class TaskParams(Strict):
+    dataset: str
+    family: str
+
+
+class DownloadParams(Strict):
+    mirror: Optional[str] = Field(
+        None, description="offline mirror in Hub layout; else $METAHPO_HF_MIRROR; else the Hub"
+    )
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="carved from train when absent")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="carved from train when absent")
+
+
+class MetafeatureParams(Strict):
+    max_rows: int = Field(2000, gt=10, description="rows of train used for statistics and landmarkers")
+    projection_dim: int = Field(32, gt=0, description="width of the fixed random projection")
+
+
+class SweepParams(Strict):
+    grid: bool = True
+    random_trials: int = Field(10, ge=0)
+    epochs: int = Field(5, gt=0, description="epochs per trial, for families without an epochs hyperparameter")
+
+
+class HyperparameterSpace(Strict):
+    values: list[Union[int, float]] = Field(min_length=1, description="the grid")
+    sample: Literal["choice", "uniform", "loguniform"] = Field(
+        "choice", description="how random search draws: from the values, or in [min, max]"
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError("grid values must be unique")
+        return values
+
+    @model_validator(mode="after")
+    def _positive_for_log(self) -> "HyperparameterSpace":
+        if self.sample == "loguniform" and min(self.values) <= 0:
+            raise ValueError("loguniform needs positive values")
+        return self
+
+
+class FamilyParams(Strict):
+    space: dict[str, HyperparameterSpace]
+    default: dict[str, Union[int, float]] = Field(description="the baseline config; a grid point")
+    options: dict[str, Any] = Field(default_factory=dict, description="family-specific, validated by the family")
+
+
+class MetaParams(Strict):
+    surrogate: Literal["random_forest", "gradient_boosting"] = "random_forest"
+    n_estimators: int = Field(200, gt=0)
+    neighbors: int = Field(3, gt=0, description="nearest tasks whose best configs warm-start")
+    portfolio_size: int = Field(5, gt=0)
+    top_k: list[int] = Field(default_factory=lambda: [1, 3, 5], min_length=1)
+    recommend: Literal["surrogate", "nearest", "portfolio"] = Field(
+        "surrogate", description="which method's top-1 train_recommended trains"
+    )
+
+
+class TrainParams(Strict):
+    epochs: int = Field(20, gt=0, description="full budget, for families without an epochs hyperparameter")
+    convergence_threshold: float = Field(0.95, gt=0, le=1, description="fraction of the run's best val metric")
+
+
+class ReportParams(Strict):
+    title: str = "Meta-learned hyperparameter tuning"
+
+
+class Params(Strict):
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA")
+    datasets: dict[str, DatasetParams] = Field(min_length=1)
+    tasks: dict[str, TaskParams] = Field(min_length=1)
+    download: DownloadParams = DownloadParams()
+    metafeatures: MetafeatureParams = MetafeatureParams()
+    sweep: SweepParams = SweepParams()
+    families: dict[str, FamilyParams] = Field(min_length=1)
+    meta: MetaParams = MetaParams()
+    train_recommended: TrainParams = TrainParams()
+    report: ReportParams = ReportParams()
+
+    @field_validator("datasets", "tasks")
+    @classmethod
+    def _path_safe_names(cls, entries: dict) -> dict:
+        import re
+
+        for name in entries:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"name {name!r} must match {NAME_PATTERN} (it becomes a folder name)")
+        return entries
+
+    def task_dataset(self, task: str) -> str:
+        return self.tasks[task].dataset
+
+    def tasks_of_family(self, family: str) -> list[str]:
+        return [t for t, spec in self.tasks.items() if spec.family == family]
+
+
+def _check_against_registries(params: Params) -> list[str]:
+    """Cross-field checks that need the dataset and family registries; returns 'path: problem' lines."""
+    from metahpo.data import check_source
+    from metahpo.models import FAMILIES
+
+    problems: list[str] = []
+    for name, ds in params.datasets.items():
+        try:
+            check_source(ds.source)
+        except MetahpoError as err:
+            problems.append(f"datasets.{name}.source: {err}")
+    for name, fam in params.families.items():
+        if name not in FAMILIES:
+            problems.append(f"families.{name}: unknown model family; valid names: {', '.join(FAMILIES.names())}")
+            continue
+        family = FAMILIES.get(name)
+        expected = set(family.hyperparameters)
+        if set(fam.space) != expected:
+            problems.append(
+                f"families.{name}.space: has {sorted(fam.space)}, the {name} family needs exactly {sorted(expected)}"
+            )
+        if set(fam.default) != set(fam.space):
+            problems.append(f"families.{name}.default: must set exactly {sorted(fam.space)}")
+        for hp, value in fam.default.items():
+            if hp in fam.space and value not in fam.space[hp].values:
+                problems.append(
+                    f"families.{name}.default.{hp}: {value} is not a grid value {fam.space[hp].values}"
+                )
+        try:
+            family.Options(**fam.options)
+        except ValidationError as err:
+            problems.extend(_format(err, prefix=f"families.{name}.options"))
+    for name, task in params.tasks.items():
+        if task.dataset not in params.datasets:
+            problems.append(
+                f"tasks.{name}.dataset: {task.dataset!r} is not under datasets; valid names: "
+                + ", ".join(sorted(params.datasets))
+            )
+        if task.family not in params.families:
+            problems.append(
+                f"tasks.{name}.family: {task.family!r} is not under families; valid names: "
+                + ", ".join(sorted(params.families))
+            )
+    return problems
+
+
+def _format(err: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        path = f"{prefix}.{path}" if prefix and path else (prefix or path or "<top level>")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (remove it or check its spelling)"
+        lines.append(f"{path}: {msg}")
+    return lines
+
+
+def validate_params(raw: Any, source: str = "params") -> Params:
+    """Validate a parsed params mapping; raise ParamsError listing every problem by key path."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        params = Params(**raw)
+    except ValidationError as err:
+        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(_format(err))) from None
+    problems = _check_against_registries(params)
+    if problems:
+        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(problems))
+    return params
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} not found; pass --params PATH or run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    return validate_params(raw, source=str(path))
+
+
+def family_params(params: Params, family: str) -> FamilyParams:
+    return params.families[family]

@@ -1,0 +1,68 @@
+"""The model-family interface: one small class per family, registered in ``FAMILIES``.
+
+A family turns a prepared dataset (``metahpo.data`` canonical columns) into tensors once per task
+(``prepare``), and builds a fresh ``torch.nn.Module`` per trial config (``build``). The training loop
+in ``metahpo.training`` is shared by every family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from metahpo.registry import Registry
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class PreparedSplit:
+    """Row-aligned tensors: ``model(**inputs)`` returns logits; ``labels`` are class indices."""
+
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batch(self, index: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
+
+
+@dataclass
+class PreparedData:
+    train: PreparedSplit
+    validation: PreparedSplit
+    test: PreparedSplit
+    num_classes: int
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. input_shape, vocab_size
+
+
+class Family:
+    """Subclass, set the class attributes, implement ``prepare`` and ``build``, then register."""
+
+    name: ClassVar[str]
+    modalities: ClassVar[tuple[str, ...]]  # dataset modalities it accepts: image, tabular, text
+    hyperparameters: ClassVar[tuple[str, ...]]  # the exact keys of its search space
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    pretrained: ClassVar[bool] = False  # starts from pretrained weights (the report says which)
+
+    def options(self, raw: dict[str, Any]) -> BaseModel:
+        return self.Options(**raw)
+
+    def prepare(self, data, info: dict[str, Any], options: BaseModel) -> PreparedData:
+        raise NotImplementedError
+
+    def build(self, config: dict[str, Any], data: PreparedData, options: BaseModel) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def optimizer(self, model: torch.nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
+
+
+FAMILIES: Registry[Family] = Registry("model family")

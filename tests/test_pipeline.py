@@ -1,0 +1,143 @@
+"""Snakemake and DVC run the same DAG; the whole pipeline runs; DVC reruns only what changed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metahpo import pipeline
+from metahpo.config import load_params
+
+TINY = Path(__file__).parent / "data" / "params_tiny.yaml"
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_committed_dvc_yaml_is_generated_from_the_stage_table(repo_root):
+    committed = (repo_root / "dvc.yaml").read_text()
+    assert committed == pipeline.render_dvc_yaml(), "dvc.yaml is stale: run `make dvc.yaml`"
+
+
+def snakemake_jobs(workdir: Path, snakefile: Path, *extra: str) -> dict[tuple[str, str], dict]:
+    """Parse `snakemake -n -p --forceall`: {(rule, first output): {inputs, outputs, cmd}}."""
+    proc = subprocess.run(
+        ["snakemake", "-n", "-p", "--forceall", "--cores", "1", "--resources", "gpu=1",
+         "--snakefile", str(snakefile), "--directory", str(workdir), *extra],
+        capture_output=True, text=True, env=ENV,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = {}
+    for block in re.split(r"\n(?=rule \w+:)", proc.stdout):
+        head = re.match(r"rule (\w+):", block)
+        if not head or head.group(1) == "all":
+            continue
+        field = lambda name: [p.strip() for p in re.search(rf"^\s+{name}: (.*)$", block, re.M).group(1).split(",")]
+        cmd = re.search(r"^Shell command: (.*)$", block, re.M)
+        outputs = field("output")
+        jobs[(head.group(1), outputs[0])] = {
+            "inputs": field("input"), "outputs": outputs, "cmd": cmd.group(1) if cmd else None,
+        }
+    return jobs
+
+
+def dvc_stages(repo: Path) -> dict[str, dict]:
+    from dvc.repo import Repo
+
+    stages = {}
+    with Repo(str(repo)) as dvc_repo:
+        for stage in dvc_repo.index.stages:
+            deps = [d for d in stage.deps if type(d).__name__ != "ParamsDependency"]
+            params = [p for d in stage.deps if type(d).__name__ == "ParamsDependency" for p in d.params]
+            stages[stage.addressing] = {
+                "cmd": stage.cmd,
+                "deps": [d.def_path for d in deps],
+                "params": params,
+                "outputs": [o.def_path for o in stage.outs],
+            }
+    return stages
+
+
+def _covers(dep: str, path: str) -> bool:
+    return path == dep or path.startswith(dep.rstrip("/") + "/")
+
+
+def test_snakemake_and_dvc_agree_on_every_job(repo_root):
+    raw = load_params(repo_root / "params.yaml").model_dump(mode="json")
+    smk = snakemake_jobs(repo_root, repo_root / "Snakefile")
+    dvc = dvc_stages(repo_root)
+    table = pipeline.expand_jobs(raw, root=str(repo_root))
+    assert len(smk) == len(dvc) == len(table)
+    for job in table:
+        name = f"{job.stage}@{job.key}" if job.key else job.stage
+        s, d = smk[(job.stage, job.outputs[0])], dvc[name]
+        assert s["cmd"] == d["cmd"] == job.cmd, name
+        assert s["outputs"] == d["outputs"] == job.outputs, name
+        assert sorted(d["params"]) == sorted(job.params), name
+        assert sorted(s["inputs"]) == sorted(job.inputs), name
+        # DVC depends on folders where Snakemake lists files: each covers the other exactly
+        for path in s["inputs"]:
+            assert any(_covers(dep, path) for dep in d["deps"]), (name, path)
+        for dep in d["deps"]:
+            assert any(_covers(dep, path) for path in s["inputs"]), (name, dep)
+
+
+def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
+    jobs = snakemake_jobs(repo_root, repo_root / "Snakefile")
+    rules = [rule for rule, _ in jobs]
+    params = load_params(repo_root / "params.yaml")
+    assert rules.count("sweep") == rules.count("train_recommended") == len(params.tasks)
+    assert rules.count("download") == rules.count("metafeatures") == len(params.datasets)
+    assert rules.count("fit_meta") == rules.count("report") == 1
+
+
+def _project_copy(repo_root: Path, dest: Path, params_file: Path) -> Path:
+    """A fresh git + DVC project with this repo's pipeline files and the given params."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "dvc.yaml", "workflow", "scripts", "src", ".dvc", ".dvcignore", ".gitignore"):
+        src = repo_root / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    shutil.copy2(params_file, dest / "params.yaml")
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
+    project = _project_copy(repo_root, tmp_path / "project", TINY)
+    params = yaml.safe_load(TINY.read_text())
+    n_jobs = 2 * len(params["datasets"]) + 2 * len(params["tasks"]) + 2
+
+    first = _run(["dvc", "repro"], project)
+    assert len(_ran(first)) == n_jobs
+    report = (project / "results/report/index.html").read_text()
+    for section in ("tasks", "sweeps", "loto", "convergence", "provenance"):
+        assert f'id="{section}"' in report
+    for task in params["tasks"]:
+        assert (project / f"results/train/{task}/model.safetensors").stat().st_size > 0
+
+    assert _ran(_run(["dvc", "repro"], project)) == set(), "second dvc repro must execute nothing"
+
+    params["meta"]["n_estimators"] = 30  # a meta-model param only
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    rerun = _ran(_run(["dvc", "repro"], project))
+    assert rerun == {"fit_meta", "report"} | {f"train_recommended@{t}" for t in params["tasks"]}
+
+    dry = _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+    assert "Nothing to be done" in dry, dry[-2000:]

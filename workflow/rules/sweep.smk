@@ -1,0 +1,12 @@
+# Per task (dataset x model family): grid + random search -> results/sweep/<task>.parquet (resumable).
+rule sweep:
+    input:
+        stage_input("sweep"),
+    output:
+        stage_output("sweep"),
+    params:
+        values=stage_params("sweep"),
+    resources:
+        gpu=1,
+    shell:
+        stage_shell("sweep")

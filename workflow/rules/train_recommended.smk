@@ -1,0 +1,12 @@
+# Per task: full-budget training of its leave-one-task-out recommendation -> results/train/<task>/.
+rule train_recommended:
+    input:
+        stage_input("train_recommended"),
+    output:
+        stage_output("train_recommended"),
+    params:
+        values=stage_params("train_recommended"),
+    resources:
+        gpu=1,
+    shell:
+        stage_shell("train_recommended")
