@@ -1,0 +1,260 @@
+"""download: any source -> ``results/data/<dataset>/`` with canonical ``input`` / ``label`` columns.
+
+The steps, in order: load the raw DatasetDict (bundled, offline mirror or Hub), find the columns
+from the features, map split names, carve missing splits from train, subsample each split, and only
+then decode and convert the rows that are kept (decoding 60000 PNGs to keep 2000 would be wasteful).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import datasets
+import numpy as np
+from tqdm.auto import tqdm
+
+from metahpo.config import Params
+from metahpo.data.columns import IMAGE, TABULAR, TEXT, ColumnPlan, detect_columns
+from metahpo.data.sources import BundledSource, HubSource, resolve_source
+from metahpo.data.splits import CANONICAL_SPLITS, VALIDATION_ALIASES, carve, subsample
+from metahpo.errors import DataError
+from metahpo.io import atomic_dir, read_json, write_json
+
+INFO_FILE = "metahpo.json"
+MIRROR_ENV = "METAHPO_HF_MIRROR"
+HUB_PROBE_SECONDS = 3.0
+
+
+# --- loading the raw data -----------------------------------------------------------------------
+
+
+def mirror_root(params: Params) -> Path | None:
+    """The offline mirror folder: download.mirror, else $METAHPO_HF_MIRROR, else none."""
+    root = params.download.mirror or os.environ.get(MIRROR_ENV)
+    return Path(root).expanduser() if root else None
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """One TCP connect to the Hub (or the HTTPS proxy): datasets itself retries for ~25 s offline."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlparse(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_mode() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _load_hub(source: HubSource, config_name: str | None, params: Params, dataset: str):
+    """(DatasetDict, where it came from): the mirror copy when there is one, else the Hub."""
+    root = mirror_root(params)
+    mirrored = root / source.hub_id if root else None
+    config_args = [config_name] if config_name else []
+    how_to_fix = (
+        f"set download.mirror in params.yaml (or ${MIRROR_ENV}) to a folder holding a Hub-layout copy "
+        f"at <mirror>/{source.hub_id}, or run where huggingface.co is reachable"
+    )
+    if mirrored is not None and mirrored.is_dir():
+        origin, target = "mirror", str(mirrored)
+    else:
+        looked = f"not in the mirror ({mirrored})" if mirrored else "not mirrored (no mirror configured)"
+        # HF_HUB_OFFLINE lets datasets answer from its cache without touching the network
+        if not _offline_mode() and not _hub_reachable():
+            raise DataError(
+                f"dataset {dataset!r}: the Hugging Face Hub is unreachable and {source.hub_id} is {looked}; "
+                f"{how_to_fix} (or set HF_HUB_OFFLINE=1 to use a copy already in the Hugging Face cache)"
+            )
+        origin, target = "hub", source.hub_id
+    try:
+        raw = datasets.load_dataset(target, *config_args)
+    except (OSError, ValueError) as err:  # ConnectionError, DatasetNotFoundError, unknown config, ...
+        raise DataError(
+            f"dataset {dataset!r}: cannot load {source.hub_id} from the {origin} ({type(err).__name__}: {err}); "
+            f"check the id and config_name, or {how_to_fix}"
+        ) from None
+    if not isinstance(raw, datasets.DatasetDict):
+        raise DataError(f"dataset {dataset!r}: {target} did not load as a set of splits")
+    return raw, origin
+
+
+def _load_raw(dataset: str, params: Params):
+    spec = params.datasets[dataset]
+    source = resolve_source(spec.source)
+    if isinstance(source, BundledSource):
+        if spec.config_name:
+            raise DataError(
+                f"datasets.{dataset}.config_name: bundled source {spec.source!r} has no configurations; remove it"
+            )
+        return source.load(), "bundled"
+    return _load_hub(source, spec.config_name, params, dataset)
+
+
+def _canonical_splits(raw, dataset: str) -> tuple[dict[str, datasets.Dataset], list[str]]:
+    """Map split names (valid/dev -> validation); return the kept splits and the ignored names."""
+    kept: dict[str, datasets.Dataset] = {}
+    ignored = []
+    for name, split in raw.items():
+        canonical = VALIDATION_ALIASES.get(name.lower(), name.lower())
+        if canonical not in CANONICAL_SPLITS:
+            ignored.append(name)
+        elif canonical in kept:
+            raise DataError(f"{dataset}: splits {sorted(raw)} name the {canonical} split twice; pick one configuration")
+        else:
+            kept[canonical] = split
+    if not kept:
+        raise DataError(f"{dataset}: splits {sorted(raw)} include none of train/validation/test (or valid/dev)")
+    first = next(iter(kept.values())).features
+    for name, split in kept.items():
+        if split.features != first:
+            raise DataError(f"{dataset}: split {name!r} has different columns from the others: {split.features}")
+    return kept, ignored
+
+
+# --- converting the kept rows --------------------------------------------------------------------
+
+
+def _arrow_column(split: datasets.Dataset, column: str):
+    # the arrow view reads a column in milliseconds; the numpy/python formatters take seconds
+    return split.with_format("arrow")[column]
+
+
+def _images(split: datasets.Dataset, column: str, dataset: str, split_name: str) -> np.ndarray:
+    """uint8 array (N, H, W, C); grayscale images get C=1, everything else RGB."""
+    feature = split.features[column]
+    if not isinstance(feature, datasets.Image):  # pixel arrays (bundled digits)
+        pixels = split.with_format("numpy")[:][column].astype(np.uint8)
+        return pixels[..., None] if pixels.ndim == 3 else pixels
+    import PIL.Image
+
+    encoded = split.cast_column(column, datasets.Image(decode=False))[column]
+    arrays = []
+    for row, item in enumerate(tqdm(encoded, desc=f"{dataset}/{split_name}: decoding images", unit="img", leave=False)):
+        image = PIL.Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"])
+        grayscale = image.mode in {"1", "L", "LA", "I", "I;16", "F"}
+        array = np.asarray(image.convert("L" if grayscale else "RGB"), dtype=np.uint8)
+        array = array[..., None] if grayscale else array
+        if arrays and array.shape[:2] != arrays[0].shape[:2]:
+            raise DataError(
+                f"{dataset}: images differ in size ({arrays[0].shape[1]}x{arrays[0].shape[0]} and "
+                f"{array.shape[1]}x{array.shape[0]} at row {row} of {split_name}); metahpo needs one image "
+                "size: pick a dataset whose images share a size"
+            )
+        arrays.append(array)
+    channels = max(array.shape[2] for array in arrays)
+    # a few grayscale images among colour ones: repeat their channel
+    return np.stack([np.repeat(array, channels // array.shape[2], axis=2) for array in arrays])
+
+
+def _tabular(split: datasets.Dataset, columns: list[str]) -> np.ndarray:
+    return np.stack(
+        [_arrow_column(split, c).to_numpy(zero_copy_only=False).astype(np.float32) for c in columns], axis=1
+    )
+
+
+def _convert(split: datasets.Dataset, plan: ColumnPlan, label_feature, dataset: str, split_name: str):
+    labels = _arrow_column(split, plan.label_column).to_numpy(zero_copy_only=False).astype(np.int64)
+    if plan.modality == IMAGE:
+        values = _images(split, plan.input_columns[0], dataset, split_name)
+        input_feature = datasets.Array3D(shape=values.shape[1:], dtype="uint8")
+    elif plan.modality == TEXT:
+        values = [text or "" for text in _arrow_column(split, plan.input_columns[0]).to_pylist()]
+        input_feature = datasets.Value("string")
+    else:
+        values = _tabular(split, plan.input_columns)
+        input_feature = datasets.List(datasets.Value("float32"), length=values.shape[1])
+    features = datasets.Features({"input": input_feature, "label": label_feature})
+    return datasets.Dataset.from_dict({"input": values, "label": labels}, features=features)
+
+
+def _input_shape(converted: datasets.Dataset, modality: str) -> list[int] | None:
+    feature = converted.features["input"]
+    if modality == IMAGE:
+        return list(feature.shape)
+    if modality == TABULAR:
+        return [feature.length]
+    return None
+
+
+# --- the stage ---------------------------------------------------------------------------------
+
+
+def download_dataset(name: str, params: Params, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write dataset ``name`` of params.datasets to ``out_dir`` (atomically); return its info dict."""
+    if name not in params.datasets:
+        raise DataError(f"dataset {name!r} is not under datasets in params; valid names: {', '.join(sorted(params.datasets))}")
+    spec = params.datasets[name]
+    raw, origin = _load_raw(name, params)
+    splits, ignored_splits = _canonical_splits(raw, name)
+    plan = detect_columns(next(iter(splits.values())).features, dataset=name)
+    label_feature = next(iter(splits.values())).features[plan.label_column]
+
+    labels = {
+        split_name: _arrow_column(split, plan.label_column).to_numpy(zero_copy_only=False).astype(np.int64)
+        for split_name, split in splits.items()
+    }
+    assignment, carved = carve(
+        labels, params.download.test_fraction, params.download.validation_fraction, params.seed, name
+    )
+    limits = {"train": spec.max_train, "validation": spec.max_validation, "test": spec.max_test}
+    converted = {}
+    for split_name in CANONICAL_SPLITS:
+        source_split, rows = assignment[split_name]
+        rows = subsample(rows, labels[source_split], limits[split_name], params.seed, split_name)
+        converted[split_name] = _convert(
+            splits[source_split].select(rows), plan, label_feature, name, split_name
+        )
+    prepared = datasets.DatasetDict(converted)
+
+    info = {
+        "dataset": name,
+        "source": spec.source,
+        "config_name": spec.config_name,
+        "origin": origin,
+        "modality": plan.modality,
+        "input_column": plan.input_columns[0] if plan.modality != TABULAR else plan.input_columns,
+        "label_column": plan.label_column,
+        "ignored_columns": plan.ignored_columns,
+        "ignored_splits": ignored_splits,
+        "num_classes": label_feature.num_classes,
+        "label_names": list(label_feature.names),
+        "input_shape": _input_shape(converted["train"], plan.modality),
+        "split_sizes": {split_name: len(split) for split_name, split in converted.items()},
+        "source_split_sizes": {split_name: len(split) for split_name, split in splits.items()},
+        "carved": carved,
+        "seed": params.seed,
+    }
+    with atomic_dir(out_dir) as tmp:
+        prepared.save_to_disk(str(tmp))
+        write_json(Path(tmp) / INFO_FILE, info)
+    return info
+
+
+def load_prepared(path: str | os.PathLike) -> tuple[datasets.DatasetDict, dict[str, Any]]:
+    """Read a prepared dataset folder: (DatasetDict with train/validation/test, info dict)."""
+    path = Path(path)
+    if not (path / INFO_FILE).is_file():
+        raise DataError(f"{path} is not a prepared dataset (no {INFO_FILE}); run the download stage for it first")
+    return datasets.load_from_disk(str(path)), read_json(path / INFO_FILE)
+
+
+def input_array(split: datasets.Dataset, info: dict[str, Any]):
+    """A prepared split's inputs: uint8 (N, H, W, C) images, float32 (N, d) tabular, or a list of str."""
+    if info["modality"] == TEXT:
+        return _arrow_column(split, "input").to_pylist()
+    # the numpy formatter widens uint8 to int64: cast back
+    values = split.with_format("numpy")[:]["input"]
+    return values.astype(np.uint8 if info["modality"] == IMAGE else np.float32)
+
+
+def label_array(split: datasets.Dataset) -> np.ndarray:
+    return _arrow_column(split, "label").to_numpy(zero_copy_only=False).astype(np.int64)
