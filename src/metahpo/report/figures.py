@@ -1,0 +1,95 @@
+"""Report figures as inline PNG data URIs.
+
+Figures are drawn on an Agg canvas directly (no pyplot), so building a report neither changes the
+caller's matplotlib backend nor depends on a display, and the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
+
+DPI = 100
+SUBPLOT_SIZE = (2.6, 2.2)  # inches, one hyperparameter panel
+SEARCH_MARKERS = {"grid": "o", "random": "^"}
+MAX_LABELLED_VALUES = 6  # a hyperparameter with this few distinct values gets a tick at each
+
+
+def _figure(width: float, height: float, left: float = 0.7, bottom: float = 0.5, right: float = 0.15,
+            top: float = 0.15, wspace: float = 0.1) -> Figure:
+    """A figure with margins fixed in inches: cheaper than a layout engine, and the same every time."""
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height, wspace=wspace
+    )
+    return figure
+
+
+def to_data_uri(figure: Figure) -> str:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    # no Software/date metadata: the bytes depend on the data only
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def hyperparameter_figure(panels: Sequence[dict]) -> str:
+    """Val metric against each hyperparameter.
+
+    ``panels``: one dict per hyperparameter: ``name``, ``log`` (log x axis) and ``points``:
+    ``{search: (xs, ys)}``.
+    """
+    figure = _figure(0.7 + SUBPLOT_SIZE[0] * len(panels), SUBPLOT_SIZE[1] + 0.3, top=0.45)
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels):
+        for search, (xs, ys) in sorted(panel["points"].items()):
+            ax.scatter(xs, ys, s=16, alpha=0.7, marker=SEARCH_MARKERS.get(search, "s"), label=search)
+        if panel["log"]:
+            ax.set_xscale("log")
+        values = sorted({x for xs, _ in panel["points"].values() for x in xs})
+        if 0 < len(values) <= MAX_LABELLED_VALUES:
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticks(values, [f"{value:g}" for value in values])
+        ax.margins(x=0.15)  # keep edge points off the frame
+        ax.set_xlabel(panel["name"])
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("val metric")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # above the panels, where it hides no point
+        figure.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize="small", frameon=False)
+    return to_data_uri(figure)
+
+
+def learning_curves_figure(curves: Sequence[tuple[str, Sequence[float]]]) -> str:
+    """Val metric per epoch; ``curves``: (label, values) pairs."""
+    figure = _figure(5.2, 2.8)
+    ax = figure.subplots()
+    for label, values in curves:
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val metric")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return to_data_uri(figure)
+
+
+def grouped_bar_figure(groups: Sequence[str], series: dict[str, Sequence[float]], xlabel: str, ylabel: str) -> str:
+    """One bar per series within each group (e.g. mean regret per method, grouped by k)."""
+    figure = _figure(6.0, 3.0)
+    ax = figure.subplots()
+    width = 0.8 / max(len(series), 1)
+    for index, (name, values) in enumerate(series.items()):
+        offsets = [group + (index - (len(series) - 1) / 2) * width for group in range(len(groups))]
+        ax.bar(offsets, values, width=width, label=name)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    return to_data_uri(figure)

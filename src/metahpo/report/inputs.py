@@ -1,0 +1,82 @@
+"""Reading the stage outputs the report shows (contracts: docs/ARCHITECTURE.md).
+
+Every reader returns ``(value, note)``: the value, or ``None`` and a one-line "not available" note
+that the report prints in place of the missing part, so one absent file never sinks the report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pandas as pd
+
+from metahpo.io import read_json
+
+SWEEP_COLUMNS = (
+    "trial_id", "search", "state", "message", "val_metric", "test_accuracy", "test_macro_f1", "seconds",
+    "epochs_run", "curve_val_metric", "config",
+)  # fmt: skip
+LOTO_COLUMNS = (
+    "task", "method", "k", "regret", "val_metric", "test_accuracy", "test_macro_f1", "runs", "seconds",
+    "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_accuracy", "configs", "note",
+)  # fmt: skip
+
+Loaded = tuple[Optional[Any], Optional[str]]
+
+
+class ResultsTree:
+    """The ``results/`` folder of one pipeline run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[str, Loaded] = {}  # several sections read the same sweep tables
+
+    def _load(self, relative: str, stage: str, reader: Callable[[Path], Any]) -> Loaded:
+        if relative not in self._cache:
+            self._cache[relative] = self._read(relative, stage, reader)
+        return self._cache[relative]
+
+    def _read(self, relative: str, stage: str, reader: Callable[[Path], Any]) -> Loaded:
+        path = self.root / relative
+        shown = f"{self.root.name}/{relative}"
+        if not path.exists():
+            return None, f"not available: {shown} not found (run the {stage} stage)"
+        try:
+            return reader(path), None
+        except (OSError, ValueError, json.JSONDecodeError) as err:  # pyarrow errors are ValueErrors too
+            return None, f"not available: {shown} could not be read ({type(err).__name__}: {err})"
+
+    def missing_stage(self, folder: str, stage: str) -> Optional[str]:
+        """One note for a stage that wrote nothing at all, instead of one per dataset or task."""
+        if (self.root / folder).is_dir():
+            return None
+        return f"not available: {self.root.name}/{folder}/ not found (run the {stage} stage)"
+
+    def dataset_info(self, dataset: str) -> Loaded:
+        return self._load(f"data/{dataset}/metahpo.json", "download", read_json)
+
+    def metafeatures(self, dataset: str) -> Loaded:
+        return self._load(f"metafeatures/{dataset}.json", "metafeatures", read_json)
+
+    def sweep(self, task: str) -> Loaded:
+        return self._frame(f"sweep/{task}.parquet", "sweep", SWEEP_COLUMNS)
+
+    def loto(self) -> Loaded:
+        return self._frame("meta/loto.parquet", "fit_meta", LOTO_COLUMNS)
+
+    def recommendations(self) -> Loaded:
+        return self._load("meta/recommendations.json", "fit_meta", read_json)
+
+    def train_metrics(self, task: str) -> Loaded:
+        return self._load(f"train/{task}/metrics.json", "train_recommended", read_json)
+
+    def _frame(self, relative: str, stage: str, required: tuple[str, ...]) -> Loaded:
+        frame, note = self._load(relative, stage, pd.read_parquet)
+        if frame is None:
+            return None, note
+        missing = [column for column in required if column not in frame.columns]
+        if missing:
+            return None, f"not available: {self.root.name}/{relative} lacks columns {', '.join(missing)}"
+        return frame, None

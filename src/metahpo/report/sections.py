@@ -1,0 +1,386 @@
+"""The report's sections as plain data (tables of strings, figure URIs, notes) for the template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from metahpo.config import Params
+from metahpo.report import figures, provenance
+from metahpo.report.inputs import ResultsTree
+from metahpo.report.tables import (
+    MISSING,
+    Table,
+    fmt_config,
+    fmt_int,
+    fmt_metric,
+    fmt_number,
+    fmt_percent,
+    fmt_seconds,
+    is_missing,
+)
+
+STATES = ("ok", "diverged", "oom", "failed")
+METHODS = ("surrogate", "nearest", "portfolio", "default")  # display order; others follow by name
+METAFEATURE_GROUPS = ("simple", "statistical", "landmarkers")
+TOP_TRIALS = 5
+CURVE_TRIALS = 3  # learning curves of the best few trials, plus the median trial
+FAILURES_SHOWN = 10
+MESSAGE_CHARS = 300
+NOT_AVAILABLE = "not available"
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def pretrained_flags(params: Params) -> dict[str, Optional[bool]]:
+    """family -> starts from pretrained weights; from the family registry, else the family's options."""
+    try:
+        from metahpo.models import FAMILIES
+    except Exception:  # the models need torch; the report must still build without it
+        FAMILIES = None
+    flags: dict[str, Optional[bool]] = {}
+    for family, spec in params.families.items():
+        if FAMILIES is not None and family in FAMILIES:
+            flags[family] = bool(FAMILIES.get(family).pretrained)
+        else:
+            option = spec.options.get("pretrained")
+            flags[family] = option if isinstance(option, bool) else None
+    return flags
+
+
+def _load_each(names: list[str], load, stage_note: Optional[str]) -> tuple[dict[str, Any], list[str]]:
+    """name -> loaded value, and the notes for those that are missing (one note if the stage is)."""
+    if stage_note:
+        return {}, [stage_note]
+    loaded, notes = {}, []
+    for name in names:
+        value, note = load(name)
+        if value is None:
+            notes.append(f"{name}: {note}")
+        else:
+            loaded[name] = value
+    return loaded, notes
+
+
+def tasks_section(params: Params, results: ResultsTree) -> dict:
+    infos, notes = _load_each(
+        _datasets_in_use(params), results.dataset_info, results.missing_stage("data", "download")
+    )
+    flags = pretrained_flags(params)
+    init_names = {True: "pretrained", False: "random init", None: "unknown"}
+    rows = []
+    for task, spec in params.tasks.items():
+        info = infos.get(spec.dataset, {})
+        sizes = info.get("split_sizes", {})
+        rows.append(
+            [
+                task,
+                spec.dataset,
+                params.datasets[spec.dataset].source if spec.dataset in params.datasets else MISSING,
+                spec.family,
+                init_names[flags.get(spec.family)],
+                str(info.get("modality", MISSING)),
+                fmt_int(info.get("num_classes")),
+                *(fmt_int(sizes.get(split)) for split in ("train", "validation", "test")),
+                "x".join(str(d) for d in info["input_shape"]) if info.get("input_shape") else MISSING,
+            ]
+        )
+    columns = [
+        ("task", False), ("dataset", False), ("source", False), ("family", False), ("weights", False),
+        ("modality", False), ("classes", True), ("train", True), ("validation", True), ("test", True),
+        ("input shape", False),
+    ]  # fmt: skip
+    return {"notes": notes, "tasks": Table.build(columns, rows), **_metafeature_tables(params, results)}
+
+
+def _datasets_in_use(params: Params) -> list[str]:
+    return list(dict.fromkeys(spec.dataset for spec in params.tasks.values()))
+
+
+def _metafeature_tables(params: Params, results: ResultsTree) -> dict:
+    loaded, notes = _load_each(
+        _datasets_in_use(params), results.metafeatures, results.missing_stage("metafeatures", "metafeatures")
+    )
+    if not loaded:
+        return {"metafeature_notes": notes, "metafeature_groups": [], "metafeature_seconds": None}
+    group_tables = []
+    for group in METAFEATURE_GROUPS:
+        names = list(dict.fromkeys(n for mf in loaded.values() for n in mf.get("groups", {}).get(group, [])))
+        if not names:
+            continue
+        rows = [[dataset] + [fmt_number(mf["features"].get(name)) for name in names] for dataset, mf in loaded.items()]
+        group_tables.append(Table.build([("dataset", False)] + [(n, True) for n in names], rows, caption=group))
+    timed = list(dict.fromkeys(key for mf in loaded.values() for key in mf.get("seconds", {})))
+    seconds_rows = [
+        [dataset] + [fmt_seconds(mf["seconds"].get(key)) for key in timed] + [fmt_seconds(sum(mf["seconds"].values()))]
+        for dataset, mf in loaded.items()
+    ]
+    seconds_table = Table.build(
+        [("dataset", False)] + [(key, True) for key in timed] + [("total", True)],
+        seconds_rows,
+        caption="seconds to compute each group",
+    )
+    return {"metafeature_notes": notes, "metafeature_groups": group_tables, "metafeature_seconds": seconds_table}
+
+
+# --- sweeps ------------------------------------------------------------------------------------
+
+
+def sweeps_section(params: Params, results: ResultsTree) -> dict:
+    stage_note = results.missing_stage("sweep", "sweep")
+    if stage_note:
+        return {"notes": [stage_note], "tasks": []}
+    blocks = []
+    for task, spec in params.tasks.items():
+        frame, note = results.sweep(task)
+        if frame is None:
+            blocks.append({"task": task, "notes": [note]})
+            continue
+        blocks.append({"task": task, "notes": [], **_sweep_block(frame, params, spec.family)})
+    return {"notes": [], "tasks": blocks}
+
+
+def _sweep_block(frame: pd.DataFrame, params: Params, family: str) -> dict:
+    hp_columns = [c for c in frame.columns if c.startswith("hp.")]
+    ok = frame[frame["state"] == "ok"].sort_values(["val_metric", "trial_id"], ascending=[False, True])
+    states = list(STATES) + sorted(set(frame["state"].astype(str)) - set(STATES))
+    counts = Table.build(
+        [(state, True) for state in states] + [("total", True)],
+        [[str(int((frame["state"] == state).sum())) for state in states] + [str(len(frame))]],
+    )
+    top_rows = [
+        [str(row.trial_id), str(row.search)]
+        + [fmt_number(row[c]) for c in hp_columns]
+        + [fmt_metric(row[c]) for c in ("val_metric", "test_accuracy", "test_macro_f1")]
+        + [fmt_seconds(row.seconds)]
+        for _, row in ok.head(TOP_TRIALS).iterrows()
+    ]
+    top = Table.build(
+        [("trial", False), ("search", False)]
+        + [(c.removeprefix("hp."), True) for c in hp_columns]
+        + [("val metric", True), ("test accuracy", True), ("test macro-F1", True), ("seconds", True)],
+        top_rows,
+        caption=f"top {TOP_TRIALS} by val metric",
+    )
+    failed = frame[frame["state"] != "ok"].sort_values("trial_id").head(FAILURES_SHOWN)
+    failures = Table.build(
+        [("trial", False), ("state", False), ("message", False)],
+        [[str(r.trial_id), str(r.state), _shorten(r.message)] for _, r in failed.iterrows()],
+        caption=f"trials that did not finish (first {FAILURES_SHOWN})",
+    )
+    notes = [] if len(ok) else ["not available: no trial finished with state ok, so there is nothing to plot"]
+    return {
+        "notes": notes,
+        "counts": counts,
+        "top": top if top_rows else None,
+        "failures": failures if len(failed) else None,
+        "hp_figure": _hp_figure(ok, hp_columns, params, family) if len(ok) and hp_columns else None,
+        "curves_figure": _curves_figure(ok) if len(ok) else None,
+    }
+
+
+def _shorten(message: Any) -> str:
+    text = MISSING if is_missing(message) else str(message)
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _hp_figure(ok: pd.DataFrame, hp_columns: list[str], params: Params, family: str) -> str:
+    space = params.families[family].space if family in params.families else {}
+    panels = []
+    for column in hp_columns:
+        name = column.removeprefix("hp.")
+        values = pd.to_numeric(ok[column], errors="coerce")
+        log = (name == "lr" or (name in space and space[name].sample == "loguniform")) and bool((values > 0).all())
+        points = {
+            str(search): (values[group.index].tolist(), group["val_metric"].tolist())
+            for search, group in ok.groupby("search", sort=True)
+        }
+        panels.append({"name": name, "log": log, "points": points})
+    return figures.hyperparameter_figure(panels)
+
+
+def _curves_figure(ok: pd.DataFrame) -> str:
+    """``ok`` is sorted best first; the median trial is the lower median by val metric."""
+    chosen = list(range(min(CURVE_TRIALS, len(ok))))
+    median = (len(ok) - 1) // 2
+    curves = []
+    for position in chosen + ([median] if median not in chosen else []):
+        row = ok.iloc[position]
+        label = f"{row.trial_id} (median)" if position == median else f"{row.trial_id} (#{position + 1})"
+        curves.append((label, _as_list(row.curve_val_metric)))
+    return figures.learning_curves_figure(curves)
+
+
+def _as_list(values: Any) -> list[float]:
+    if values is None or (not isinstance(values, (list, np.ndarray)) and is_missing(values)):
+        return []
+    return [float(v) for v in values]
+
+
+# --- leave one task out ------------------------------------------------------------------------
+
+
+def loto_section(params: Params, results: ResultsTree) -> dict:
+    loto, note = results.loto()
+    if loto is None:
+        return {"notes": [note], "tasks": [], "summaries": [], "figure": None}
+    methods = [m for m in METHODS if m in set(loto["method"])] + sorted(set(loto["method"]) - set(METHODS))
+    ks = sorted(int(k) for k in loto["k"].unique())
+    loto = loto.assign(
+        method_order=loto["method"].map(methods.index),
+        seconds_share=loto["seconds"] / loto["grid_seconds"].where(loto["grid_seconds"] > 0),
+    )
+    blocks = []
+    for task in list(params.tasks) + sorted(set(loto["task"]) - set(params.tasks)):
+        rows = loto[loto["task"] == task].sort_values(["method_order", "k"])
+        if rows.empty:
+            blocks.append({"task": task, "notes": [f"not available: {task} has no rows in meta/loto.parquet"]})
+            continue
+        blocks.append({"task": task, "notes": [], "table": _loto_task_table(rows)})
+    mean_regret, mean_share = (
+        loto.groupby(["method", "k"])[column].mean().unstack("k").reindex(index=methods, columns=ks)
+        for column in ("regret", "seconds_share")
+    )
+    summaries = [
+        _pivot_table(mean_regret, fmt_metric, "mean regret (grid-best val metric minus the method's)"),
+        _pivot_table(mean_share, fmt_percent, "mean seconds spent, as a share of the whole grid's"),
+    ]
+    figure = figures.grouped_bar_figure(
+        [f"k={k}" for k in ks],
+        {m: [float(v) for v in mean_regret.loc[m]] for m in methods},
+        xlabel="configs tried (k)",
+        ylabel="mean regret",
+    )
+    return {"notes": [], "tasks": blocks, "summaries": summaries, "figure": figure}
+
+
+def _loto_task_table(rows: pd.DataFrame) -> Table:
+    first = rows.iloc[0]
+    body = [
+        [
+            str(r.method), fmt_int(r.k), fmt_metric(r.regret), fmt_metric(r.val_metric), fmt_metric(r.test_accuracy),
+            fmt_metric(r.test_macro_f1), fmt_int(r.runs), fmt_seconds(r.seconds), fmt_percent(r.seconds_share),
+            fmt_config(r.configs), MISSING if is_missing(r.note) or not str(r.note) else str(r.note),
+        ]
+        for _, r in rows.iterrows()
+    ]  # fmt: skip
+    grid_best = [
+        "grid (best)", fmt_int(first.grid_runs), fmt_metric(0.0), fmt_metric(first.grid_best_val_metric),
+        fmt_metric(first.grid_best_test_accuracy), MISSING, fmt_int(first.grid_runs), fmt_seconds(first.grid_seconds),
+        fmt_percent(1.0), "every grid config", MISSING,
+    ]  # fmt: skip
+    columns = [
+        ("method", False), ("k", True), ("regret", True), ("val metric", True), ("test accuracy", True),
+        ("test macro-F1", True), ("runs", True), ("seconds", True), ("of grid seconds", True),
+        ("configs", False), ("note", False),
+    ]  # fmt: skip
+    caption = f"grid: {fmt_int(first.grid_runs)} runs, {fmt_seconds(first.grid_seconds)} s"
+    return Table.build(columns, body + [grid_best], caption=caption)
+
+
+def _pivot_table(pivot: pd.DataFrame, fmt, caption: str) -> Table:
+    """``pivot``: methods x k."""
+    rows = [[str(method)] + [fmt(value) for value in values] for method, values in pivot.iterrows()]
+    return Table.build([("method", False)] + [(f"k={k}", True) for k in pivot.columns], rows, caption=caption)
+
+
+# --- convergence -------------------------------------------------------------------------------
+
+
+def convergence_section(params: Params, results: ResultsTree) -> dict:
+    recommendations, rec_note = results.recommendations()
+    recommendations = recommendations or {}
+    grid_seconds = _grid_seconds(params, results)
+    trained, notes = _load_each(
+        list(params.tasks), results.train_metrics, results.missing_stage("train", "train_recommended")
+    )
+    rows = []
+    for task in params.tasks:
+        metrics = trained.get(task)
+        if metrics is None:
+            recommended = recommendations.get(task, {})
+            rows.append(
+                [task, str(recommended.get("method", MISSING)), fmt_config(recommended.get("config")), NOT_AVAILABLE]
+                + [MISSING] * 7
+                + [fmt_seconds(grid_seconds.get(task)), MISSING]
+            )
+            continue
+        seconds = metrics.get("seconds")
+        grid = grid_seconds.get(task)
+        rows.append(
+            [
+                task,
+                str(metrics.get("method", MISSING)),
+                fmt_config(metrics.get("config")),
+                str(metrics.get("state", MISSING)),
+                fmt_metric(metrics.get("test_accuracy")),
+                fmt_metric(metrics.get("test_macro_f1")),
+                fmt_metric(metrics.get("best_val_metric")),
+                f"{fmt_number(metrics.get('threshold'))} × best",
+                fmt_int(metrics.get("epochs_to_convergence")) + " / " + fmt_int(metrics.get("epochs_run")),
+                fmt_seconds(metrics.get("seconds_to_convergence")),
+                fmt_seconds(seconds),
+                fmt_seconds(grid),
+                fmt_percent(seconds / grid) if not is_missing(seconds) and not is_missing(grid) and grid else MISSING,
+            ]
+        )
+    if rec_note and notes:
+        notes.append(f"recommendations: {rec_note}")
+    columns = [
+        ("task", False), ("method", False), ("recommended config", False), ("state", False),
+        ("test accuracy", True), ("test macro-F1", True), ("best val metric", True), ("threshold", True),
+        ("epochs to threshold / run", True), ("seconds to threshold", True), ("total seconds", True),
+        ("grid seconds", True), ("of grid seconds", True),
+    ]  # fmt: skip
+    return {"notes": notes, "table": Table.build(columns, rows)}
+
+
+def _grid_seconds(params: Params, results: ResultsTree) -> dict[str, float]:
+    """task -> seconds the whole grid took: meta/loto.parquet's figure, else the sweep's grid trials."""
+    seconds: dict[str, float] = {}
+    loto, _ = results.loto()
+    if loto is not None:
+        seconds.update(loto.groupby("task")["grid_seconds"].first().dropna().to_dict())
+    for task in params.tasks:
+        if task not in seconds:
+            sweep, _ = results.sweep(task)
+            if sweep is not None and (sweep["search"] == "grid").any():
+                seconds[task] = float(sweep.loc[sweep["search"] == "grid", "seconds"].sum())
+    return seconds
+
+
+# --- provenance --------------------------------------------------------------------------------
+
+
+def provenance_section(params_path: Path, results: ResultsTree, params: Params) -> dict:
+    notes = []
+    try:
+        params_text = params_path.read_text(encoding="utf-8")
+    except OSError as err:
+        params_text = None
+        notes.append(f"not available: params file {params_path} could not be read ({err})")
+    facts = [
+        ("params file", str(params_path)),
+        ("git revision", provenance.git_revision(params_path.resolve().parent)),
+        ("report device", provenance.device_name()),
+        ("devices used by sweeps and training", ", ".join(_devices_used(params, results)) or MISSING),
+        ("generated (UTC)", provenance.generated_at()),
+    ] + [(f"{name} version", version) for name, version in provenance.package_versions().items()]
+    table = Table.build([("item", False), ("value", False)], [[k, v] for k, v in facts])
+    return {"notes": notes, "params_text": params_text, "table": table}
+
+
+def _devices_used(params: Params, results: ResultsTree) -> list[str]:
+    devices: set[str] = set()
+    for task in params.tasks:
+        sweep, _ = results.sweep(task)
+        if sweep is not None and "device" in sweep.columns:
+            devices.update(str(d) for d in sweep["device"].dropna().unique())
+        metrics, _ = results.train_metrics(task)
+        if metrics and metrics.get("device"):
+            devices.add(str(metrics["device"]))
+    return sorted(devices)

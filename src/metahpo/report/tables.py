@@ -1,0 +1,88 @@
+"""Number formatting and the one table shape every section renders.
+
+Cells are formatted here, in Python, so every table in the report prints numbers the same way and
+the template needs a single table macro.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+MISSING = "—"  # a value that does not apply or was not measured (NaN, None)
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_fixed(value: Any, digits: int) -> str:
+    return MISSING if is_missing(value) else f"{float(value):.{digits}f}"
+
+
+def fmt_metric(value: Any) -> str:
+    """Accuracy, macro-F1, val metric, regret: fractions, 3 decimals."""
+    return fmt_fixed(value, 3)
+
+
+def fmt_seconds(value: Any) -> str:
+    return fmt_fixed(value, 1)
+
+
+def fmt_percent(value: Any) -> str:
+    return MISSING if is_missing(value) else f"{100 * float(value):.1f}%"
+
+
+def fmt_int(value: Any) -> str:
+    return MISSING if is_missing(value) else str(int(value))
+
+
+def fmt_number(value: Any) -> str:
+    """A value of unknown scale (meta-features, hyperparameters): 4 significant digits."""
+    if is_missing(value):
+        return MISSING
+    if isinstance(value, bool):
+        return str(value)
+    number = float(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e9 else f"{number:.4g}"
+
+
+def fmt_config(config: Any) -> str:
+    """A config dict (or its JSON text) as compact, key-sorted ``k=v`` text."""
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            return config
+    if isinstance(config, dict):
+        return ", ".join(f"{key}={fmt_number(value)}" for key, value in sorted(config.items()))
+    if isinstance(config, (list, tuple)):
+        return " | ".join(fmt_config(item) for item in config)
+    return MISSING if is_missing(config) else str(config)
+
+
+@dataclass
+class Table:
+    """Column headers and rows of already formatted strings; ``numeric`` columns align right."""
+
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    numeric: frozenset[int] = frozenset()
+    caption: str = ""
+
+    @classmethod
+    def build(cls, columns: Sequence[tuple[str, bool]], rows: list[list[str]], caption: str = "") -> "Table":
+        """``columns``: (header, is_numeric) pairs."""
+        return cls(
+            columns=[name for name, _ in columns],
+            rows=rows,
+            numeric=frozenset(i for i, (_, numeric) in enumerate(columns) if numeric),
+            caption=caption,
+        )
