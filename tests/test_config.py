@@ -132,3 +132,10 @@ def test_snakemake_rejects_bad_params_before_any_job(repo_root, tmp_path):
     assert proc.returncode != 0
     assert "sweep.epochz: unknown key" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_every_top_level_section_is_required(default_params_raw):
+    raw = copy.deepcopy(default_params_raw)
+    del raw["download"]
+    with pytest.raises(ParamsError, match="download: missing"):
+        validate_params(raw)

@@ -193,10 +193,17 @@ def validate_params(raw: Any, source: str = "params") -> Params:
     """Validate a parsed params mapping; raise ParamsError listing every problem by key path."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    # DVC tracks params by key and fails on an absent one, so a params file states every section
+    # (inside a section, defaults apply: DVC tracks the section as a whole).
+    missing = [f"{key}: missing (DVC tracks it; write e.g. `{key}: {{}}` for the defaults)"
+               for key in Params.model_fields if key not in raw]
     try:
         params = Params(**raw)
     except ValidationError as err:
-        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(_format(err))) from None
+        missing += [line for line in _format(err) if line.split(":")[0] not in Params.model_fields or "Field required" not in line]
+        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(missing)) from None
+    if missing:
+        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(missing))
     problems = _check_against_registries(params)
     if problems:
         raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(problems))
@@ -212,7 +219,3 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     except yaml.YAMLError as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from None
     return validate_params(raw, source=str(path))
-
-
-def family_params(params: Params, family: str) -> FamilyParams:
-    return params.families[family]
