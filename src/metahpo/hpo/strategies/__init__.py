@@ -1,0 +1,11 @@
+"""Importing this package registers every strategy in ``metahpo.hpo.base.STRATEGIES``."""
+
+from metahpo.hpo.strategies import (  # noqa: F401
+    grid,
+    random_search,
+    tpe,
+    zero_shot,
+    successive_halving,
+    gp_bo,
+    transfer_bo,
+)

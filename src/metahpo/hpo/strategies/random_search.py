@@ -1,0 +1,1 @@
+"""random_search strategy (being written)."""

@@ -1,0 +1,1 @@
+"""successive_halving strategy (being written)."""

@@ -1,0 +1,1 @@
+"""tpe strategy (being written)."""
