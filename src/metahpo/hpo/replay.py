@@ -25,9 +25,11 @@ def answer(task: TaskData, query: Query) -> tuple[float, float, bool]:
     """(value, cost, full?) of a query, read from the held-out task's recorded row."""
     full_cost = float(task.cost[query.index]) if task.cost is not None else 1.0
     curve = task.curves[query.index] if task.curves is not None else None
-    if query.epochs is None or curve is None or len(curve) == 0 or query.epochs >= len(curve):
+    # full means the task's full fidelity, so a strategy always knows which answers were full;
+    # a run that stopped early (a short curve) answers a later epoch with its last value
+    if query.epochs is None or query.epochs >= task.n_epochs or curve is None or len(curve) == 0:
         return float(task.y[query.index]), full_cost, True
-    epochs = max(1, int(query.epochs))
+    epochs = min(max(1, int(query.epochs)), len(curve))
     return float(curve[epochs - 1]), full_cost * epochs / len(curve), False
 
 
