@@ -90,6 +90,87 @@ def cmd_list(args) -> None:
         print(name)
 
 
+def cmd_benchmark(args) -> None:
+    from metahpo.hpo import metadataset
+    from metahpo.hpo.base import STRATEGIES
+    from metahpo.hpo.metrics import format_summary, summarize
+    from metahpo.hpo.replay import benchmark
+    from metahpo.io import write_parquet
+
+    import metahpo.hpo.strategies  # noqa: F401  registers the strategies
+
+    if args.trials < 1 or args.seeds < 1:
+        raise MetahpoError(f"--trials and --seeds must be at least 1, got {args.trials} and {args.seeds}")
+    names = STRATEGIES.names() if args.strategies == "all" else [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not names:
+        raise MetahpoError(f"--strategies names no strategy; valid names: {', '.join(STRATEGIES.names())}")
+    classes = [STRATEGIES.get(name) for name in names]  # an unknown name fails before any replay
+    data = metadataset.read(args.meta_dataset, args.direction, args.meta_features)
+    capped = _capped_runs(data, classes, args.trials)
+    if capped:
+        print(f"note: --trials {args.trials} is more than some pools hold; capped: {'; '.join(capped)}")
+    regret = benchmark(data, names, args.trials, range(args.seeds), progress=sys.stderr.isatty())
+    write_parquet(Path(args.out) / "regret.parquet", regret)
+    print(format_summary(summarize(regret)))
+    print(f"wrote {Path(args.out) / 'regret.parquet'} ({len(regret)} rows)")
+
+
+def _capped_runs(data, classes, trials: int) -> list[str]:
+    """'N for tasks ... (strategies)' where replay stops runs early: the pool (x epochs if multi-fidelity)."""
+    tasks_by_cap: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+    for task in data.tasks.values():
+        caps: dict[int, list[str]] = {}
+        for cls in classes:
+            cap = len(task) * (task.n_epochs if cls.multi_fidelity else 1)
+            if cap < trials:
+                caps.setdefault(cap, []).append(cls.name)
+        for cap, names in caps.items():
+            tasks_by_cap.setdefault((cap, tuple(names)), []).append(task.name)
+    return [
+        f"{cap} for {', '.join(tasks)} ({', '.join(names)})" for (cap, names), tasks in sorted(tasks_by_cap.items())
+    ]
+
+
+def cmd_recommend(args) -> None:
+    import tempfile
+
+    from metahpo.config import DatasetParams
+    from metahpo.meta import load_meta_model, recommend
+
+    if args.top_k < 1 or (args.max_train is not None and args.max_train < 1):
+        raise MetahpoError(f"--top-k and --max-train must be at least 1, got {args.top_k} and {args.max_train}")
+    params = _params(args)
+    meta_model = load_meta_model(args.meta_model, args.model)  # fails before the slow imports and the download
+    from metahpo.data import download_dataset
+    from metahpo.metafeatures import compute_metafeatures
+
+    source, mirror = _recommend_source(args.dataset)
+    name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in source)
+    params = params.model_copy(
+        update={
+            "datasets": {name: DatasetParams(source=source, max_train=args.max_train)},
+            "download": params.download.model_copy(update={"mirror": mirror or params.download.mirror}),
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="metahpo-recommend-") as tmp:
+        download_dataset(name, params, Path(tmp) / name)
+        metafeatures = compute_metafeatures(Path(tmp) / name, params)
+    top = recommend(meta_model, metafeatures, args.top_k)
+    print(f"top {len(top)} {args.model} configurations for {args.dataset} (predicted normalised score):")
+    for rank, (config, score) in enumerate(top, start=1):
+        shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+        print(f"{rank:>3}. {shown}  score={'n/a' if score is None else f'{score:.3f}'}")
+
+
+def _recommend_source(dataset: str) -> tuple[str, Optional[str]]:
+    """(source, mirror): a mirror path <mirror>/<org>/<name> becomes Hub id org/name read from <mirror>."""
+    path = Path(dataset).expanduser()
+    if path.is_dir():
+        path = path.resolve()
+        return f"{path.parent.name}/{path.name}", str(path.parent.parent)
+    return dataset, None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metahpo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("train-recommended", cmd_train_recommended, "train one task's recommended config", "task")
     add("report", cmd_report, "write results/report/index.html")
     add("check", cmd_check, "validate a params file")
+    bench = sub.add_parser("benchmark", help="replay HPO strategies on a meta-dataset, write regret.parquet")
+    bench.add_argument("--meta-dataset", required=True, help="Parquet meta-dataset (docs/META_DATASET.md)")
+    bench.add_argument("--meta-features", help="Parquet table: task + mf.<name> columns")
+    bench.add_argument("--direction", choices=["max", "min"], default="max", help="of the objective (default: max)")
+    bench.add_argument("--strategies", required=True, help="comma-separated strategy names, or all")
+    bench.add_argument("--trials", type=int, required=True, help="evaluations per run (capped at a task's pool)")
+    bench.add_argument("--seeds", type=int, default=5, help="seeds 0..S-1 per strategy and task (default: 5)")
+    bench.add_argument("--out", required=True, help="folder for regret.parquet")
+    bench.set_defaults(func=cmd_benchmark)
+    rec = add("recommend", cmd_recommend, "top configurations for a new dataset from the fitted meta-model")
+    rec.add_argument("--dataset", required=True, help="Hub id org/name, mirror path <mirror>/<org>/<name>, or bundled name")
+    rec.add_argument("--model", required=True, help="model family (its meta-model must be fitted)")
+    rec.add_argument("--top-k", type=int, default=5, help="how many configurations (default: 5)")
+    rec.add_argument("--meta-model", default=str(RESULTS / "meta" / "model"), help="fit_meta's model folder")
+    rec.add_argument("--max-train", type=int, help="subsample train like the meta-model's tasks did (default: all)")
     lister = sub.add_parser("list", help="registered datasets or model families")
     lister.add_argument("what", choices=["datasets", "families"])
     lister.set_defaults(func=cmd_list)

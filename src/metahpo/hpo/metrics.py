@@ -1,0 +1,152 @@
+"""Summaries of a regret table (``metahpo.hpo.replay.benchmark``): curves, regret@k, ranks, time to target.
+
+Conventions, shared by every function here:
+- A run is one (strategy, task, seed). A run that stopped early (its pool was exhausted, or
+  ``--trials`` was capped to the pool) keeps its last regret and cost for the later trials: the
+  best-so-far cannot change once nothing more is evaluated (``complete_runs``).
+- Mean regret at a trial averages over tasks first, then over seeds; the 95% confidence interval
+  is a Student-t interval over the per-seed means (seeds are the independent replicates; tasks are
+  a fixed set): mean +- t(0.975, n_seeds - 1) * sd / sqrt(n_seeds). One seed gives no interval (NaN).
+- Ranks: strategies are ranked by regret within each (task, seed, trial), 1 = lowest regret, ties
+  get the average of their ranks; the average rank is the mean over (task, seed).
+- Trials (and cumulative cost) to reach regret <= target: the first trial at or under the target,
+  per run; a run that never gets there counts as +inf, so the median over (task, seed) is inf when
+  fewer than half of the runs reach the target; the fraction of runs that reach it is reported too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+RUN = ["strategy", "task", "seed"]
+CHECKPOINTS = (1, 5, 10, 25, 50)
+TARGETS = (0.05, 0.01)
+
+
+def complete_runs(regret: pd.DataFrame, trials: int | None = None) -> pd.DataFrame:
+    """Every run padded to trials 1..``trials`` (default: the table's longest run), last values carried."""
+    trials = int(regret["trial"].max()) if trials is None else int(trials)
+    runs = regret[RUN].drop_duplicates()
+    full = runs.merge(pd.DataFrame({"trial": np.arange(1, trials + 1)}), how="cross")
+    merged = full.merge(regret[[*RUN, "trial", "regret", "cost"]], on=[*RUN, "trial"], how="left")
+    merged = merged.sort_values([*RUN, "trial"], kind="stable")
+    merged[["regret", "cost"]] = merged.groupby(RUN, sort=False)[["regret", "cost"]].ffill()
+    return merged.reset_index(drop=True)
+
+
+def per_seed_means(regret: pd.DataFrame) -> pd.DataFrame:
+    """Mean regret over tasks, per (strategy, seed, trial), on the completed runs."""
+    return complete_runs(regret).groupby(["strategy", "seed", "trial"], as_index=False)["regret"].mean()
+
+
+def _mean_with_interval(values: pd.Series) -> pd.Series:
+    values = values.to_numpy(dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return pd.Series({"regret": mean, "ci_low": math.nan, "ci_high": math.nan, "n_seeds": len(values)})
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return pd.Series({"regret": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": len(values)})
+
+
+def mean_regret(regret: pd.DataFrame) -> pd.DataFrame:
+    """(strategy, trial, regret, ci_low, ci_high, n_seeds): the mean regret curve of each strategy."""
+    by_seed = per_seed_means(regret)
+    rows = [
+        {"strategy": strategy, "trial": trial, **_mean_with_interval(group["regret"]).to_dict()}
+        for (strategy, trial), group in by_seed.groupby(["strategy", "trial"], sort=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def regret_at(regret: pd.DataFrame, checkpoints=CHECKPOINTS) -> pd.DataFrame:
+    """Mean regret and its 95% interval at each checkpoint trial (those the table reaches)."""
+    curves = mean_regret(regret)
+    return curves[curves["trial"].isin(checkpoints)].reset_index(drop=True)
+
+
+def average_rank(regret: pd.DataFrame) -> pd.DataFrame:
+    """(strategy, trial, rank): mean over (task, seed) of the strategy's rank among strategies."""
+    completed = complete_runs(regret)
+    completed["rank"] = completed.groupby(["task", "seed", "trial"])["regret"].rank(method="average")
+    return completed.groupby(["strategy", "trial"], as_index=False)["rank"].mean()
+
+
+def time_to_target(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
+    """Per run and target: the first trial with regret <= target and the cost so far (inf if never)."""
+    rows = []
+    for (strategy, task, seed), run in regret.sort_values("trial").groupby(RUN, sort=True):
+        for target in targets:
+            hit = run[run["regret"] <= target + 1e-12]  # regret is a ratio: keep 0.05 at 0.05
+            reached = len(hit) > 0
+            rows.append(
+                {
+                    "strategy": strategy, "task": task, "seed": seed, "target": target, "reached": reached,
+                    "trials": float(hit["trial"].iloc[0]) if reached else math.inf,
+                    "cost": float(hit["cost"].iloc[0]) if reached else math.inf,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def time_to_target_summary(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
+    """(strategy, target, median_trials, median_cost, fraction_reached) over (task, seed)."""
+    per_run = time_to_target(regret, targets)
+    return per_run.groupby(["strategy", "target"], as_index=False).agg(
+        median_trials=("trials", "median"), median_cost=("cost", "median"), fraction_reached=("reached", "mean")
+    )
+
+
+def summarize(regret: pd.DataFrame, checkpoints=CHECKPOINTS, targets=TARGETS) -> pd.DataFrame:
+    """One row per strategy: regret@k (+ interval), average rank at the last trial, time to each target.
+
+    Columns: ``regret@k``, ``regret@k_low``, ``regret@k_high`` for each checkpoint the table reaches;
+    ``rank@last``; ``trials_to_<t>``, ``cost_to_<t>``, ``reached_<t>`` for each target t.
+    """
+    last_trial = int(regret["trial"].max())
+    summary = pd.DataFrame({"strategy": sorted(regret["strategy"].unique())}).set_index("strategy")
+    at = regret_at(regret, checkpoints)
+    for k in [c for c in checkpoints if c <= last_trial]:
+        rows = at[at["trial"] == k].set_index("strategy")
+        summary[f"regret@{k}"] = rows["regret"]
+        summary[f"regret@{k}_low"] = rows["ci_low"]
+        summary[f"regret@{k}_high"] = rows["ci_high"]
+    ranks = average_rank(regret)
+    summary["rank@last"] = ranks[ranks["trial"] == last_trial].set_index("strategy")["rank"]
+    reach = time_to_target_summary(regret, targets)
+    for target in targets:
+        rows = reach[reach["target"] == target].set_index("strategy")
+        summary[f"trials_to_{target:g}"] = rows["median_trials"]
+        summary[f"cost_to_{target:g}"] = rows["median_cost"]
+        summary[f"reached_{target:g}"] = rows["fraction_reached"]
+    return summary.reset_index()
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The summary as a fixed-width text table: regret@k as "mean ±half-interval", targets as "median (reached%)"."""
+    checkpoints = [c[len("regret@"):] for c in summary.columns if c.startswith("regret@") and c[7:].isdigit()]
+    targets = [c[len("trials_to_"):] for c in summary.columns if c.startswith("trials_to_")]
+    table = pd.DataFrame({"strategy": summary["strategy"]})
+    for k in checkpoints:
+        half = (summary[f"regret@{k}_high"] - summary[f"regret@{k}_low"]) / 2
+        table[f"regret@{k}"] = [_with_interval(m, h) for m, h in zip(summary[f"regret@{k}"], half)]
+    table["rank@last"] = summary["rank@last"].map(lambda r: f"{r:.2f}")
+    for t in targets:
+        table[f"trials<={t}"] = [
+            f"{_number(n)} ({f:.0%})" for n, f in zip(summary[f"trials_to_{t}"], summary[f"reached_{t}"])
+        ]
+        table[f"cost<={t}"] = summary[f"cost_to_{t}"].map(_number)
+    return table.to_string(index=False)
+
+
+def _with_interval(mean: float, half: float) -> str:
+    return f"{mean:.3f}" if not math.isfinite(half) else f"{mean:.3f} ±{half:.3f}"
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return "inf"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"

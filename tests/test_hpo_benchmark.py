@@ -1,0 +1,182 @@
+"""The HPO benchmark: metrics on a hand-worked regret table, the benchmark and recommend CLIs, the
+Optuna warm start, and the key claim: on a meta-dataset whose optimum moves with a meta-feature,
+transfer beats random search."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from test_meta import run_fit, write_synthetic  # the fitted-meta-model fixture data of test_meta
+
+from metahpo.cli import main
+from metahpo.errors import MetahpoError
+from metahpo.hpo import metadataset, metrics
+from metahpo.hpo.optuna_warmstart import warm_start_study
+from metahpo.hpo.replay import benchmark
+from metahpo.hpo.synthetic import make_synthetic
+
+# strategy -> (task, seed) -> regret per trial; B's (t1, 1) run stopped after 2 trials (pool exhausted)
+HAND_WORKED = {
+    "A": {("t1", 0): [1.0, 0.5, 0.0], ("t2", 0): [0.8, 0.04, 0.04], ("t1", 1): [0.6, 0.6, 0.2], ("t2", 1): [1.0, 0.3, 0.005]},
+    "B": {("t1", 0): [1.0, 0.5, 0.5], ("t2", 0): [0.2, 0.2, 0.01], ("t1", 1): [0.0, 0.0], ("t2", 1): [0.5, 0.5, 0.5]},
+}
+
+
+@pytest.fixture
+def hand_worked() -> pd.DataFrame:
+    rows = [
+        (strategy, task, seed, trial, regret, 2.0 * trial)  # every evaluation costs 2
+        for strategy, runs in HAND_WORKED.items()
+        for (task, seed), regrets in runs.items()
+        for trial, regret in enumerate(regrets, start=1)
+    ]
+    return pd.DataFrame(rows, columns=["strategy", "task", "seed", "trial", "regret", "cost"])
+
+
+def test_regret_at_k_averages_tasks_then_seeds_with_a_t_interval(hand_worked):
+    at = metrics.regret_at(hand_worked).set_index(["strategy", "trial"])
+    assert at.index.tolist() == [("A", 1), ("B", 1)]  # 5, 10, ... are beyond the table
+    assert at.loc[("A", 1), "regret"] == pytest.approx(0.85)  # seeds: 0.9, 0.8
+    half = 12.7062047 * np.std([0.9, 0.8], ddof=1) / math.sqrt(2)  # t(0.975, 1 dof)
+    assert at.loc[("A", 1), "ci_high"] - 0.85 == pytest.approx(half)
+    assert at.loc[("B", 1), "regret"] == pytest.approx(0.425)  # seeds: 0.6, 0.25
+    curves = metrics.mean_regret(hand_worked).set_index(["strategy", "trial"])
+    assert curves.loc[("A", 3), "regret"] == pytest.approx((0.02 + 0.1025) / 2)
+    assert curves.loc[("B", 3), "regret"] == pytest.approx((0.255 + 0.25) / 2)  # the stopped run keeps 0.0
+
+
+def test_average_rank_averages_ties(hand_worked):
+    ranks = metrics.average_rank(hand_worked).set_index(["strategy", "trial"])["rank"]
+    assert ranks[("A", 1)] == pytest.approx((1.5 + 2 + 2 + 2) / 4)  # tied with B on (t1, 0)
+    assert ranks[("B", 1)] == pytest.approx((1.5 + 1 + 1 + 1) / 4)
+    assert ranks[("A", 3)] == ranks[("B", 3)] == pytest.approx(1.5)
+
+
+def test_trials_and_cost_to_target(hand_worked):
+    reach = metrics.time_to_target_summary(hand_worked).set_index(["strategy", "target"])
+    assert reach.loc[("A", 0.05)].tolist() == [3.0, 6.0, 0.75]  # runs: 3, 2, never, 3
+    assert reach.loc[("B", 0.05), "median_trials"] == math.inf  # runs: never, 3, 1, never
+    assert reach.loc[("B", 0.05), "fraction_reached"] == 0.5
+    assert reach.loc[("B", 0.01), "fraction_reached"] == 0.5  # 0.01 <= 0.01 counts
+    summary = metrics.summarize(hand_worked).set_index("strategy")
+    assert summary.loc["A", "trials_to_0.05"] == 3.0 and summary.loc["A", "reached_0.05"] == 0.75
+    assert summary.loc["A", "rank@last"] == 1.5
+    text = metrics.format_summary(summary.reset_index())
+    assert "0.850 ±0.635" in text and "3 (75%)" in text and "inf (50%)" in text
+
+
+@pytest.fixture
+def synthetic_files(tmp_path):
+    table, mf = make_synthetic(n_tasks=3, n_configs=20, seed=0, n_epochs=3)
+    table.to_parquet(tmp_path / "meta.parquet")
+    mf.to_parquet(tmp_path / "mf.parquet")
+    return tmp_path
+
+
+def test_cli_benchmark_writes_regret_and_caps_trials(synthetic_files, capsys):
+    out = synthetic_files / "bench"
+    argv = ["benchmark", "--meta-dataset", str(synthetic_files / "meta.parquet"), "--meta-features",
+            str(synthetic_files / "mf.parquet"), "--strategies", "random,grid", "--trials", "30", "--seeds", "2",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "capped" in printed and "capped: 20 for task00, task01, task02 (random, grid)" in printed
+    assert "regret@1" in printed and "regret@10" in printed
+    regret = pd.read_parquet(out / "regret.parquet")
+    assert {"strategy", "task", "seed", "trial", "regret", "cost"} <= set(regret.columns)
+    assert regret["trial"].max() == 20 and len(regret) == 2 * 3 * 2 * 20
+    assert (regret.groupby(["strategy", "task", "seed"])["regret"].last() == 0).all()  # whole pool seen
+
+
+def test_cli_benchmark_reports_a_bad_meta_dataset(synthetic_files, capsys):
+    table = pd.read_parquet(synthetic_files / "meta.parquet").drop(columns=["objective"])
+    table.to_parquet(synthetic_files / "bad.parquet")
+    out = synthetic_files / "bench"
+    code = main(["benchmark", "--meta-dataset", str(synthetic_files / "bad.parquet"), "--strategies", "random",
+                 "--trials", "5", "--seeds", "1", "--out", str(out)])  # fmt: skip
+    assert code == 2
+    assert "missing required column(s) ['objective']" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def fitted_model_dir(tmp_path_factory):
+    """fit_meta's model folder for test_meta's synthetic mlp tasks (best lr = 10 ** (x - 2))."""
+    base = tmp_path_factory.mktemp("fitted")
+    params, sweep_dir, meta_dir = write_synthetic(base)
+    run_fit(params, sweep_dir, meta_dir, base / "meta")
+    return base / "meta" / "model"
+
+
+def test_warm_start_enqueues_the_top_configs_into_a_real_study(fitted_model_dir):
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+        hidden = trial.suggest_categorical("hidden", [16, 32])
+        return -((math.log10(lr) + 1) ** 2) + (0.01 if hidden == 32 else 0.0)  # a dataset with x=1: lr 0.1
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    new_dataset = {"features": {"x": 1.0, "noise": 0.8}}
+    configs = warm_start_study(study, fitted_model_dir, "mlp", new_dataset, n=3)
+    warm_start_study(study, fitted_model_dir, "mlp", new_dataset, n=3)  # already enqueued: skipped
+    study.optimize(objective, n_trials=5)
+    trials = study.trials
+    assert [t.params for t in trials[:3]] == configs  # enqueued trials run first, in rank order
+    assert [t.user_attrs["metahpo_rank"] for t in trials[:3]] == [1, 2, 3]
+    assert "metahpo_rank" not in trials[3].user_attrs  # then the sampler takes over
+    assert trials[0].params["lr"] == 0.1 and trials[0].value == pytest.approx(study.best_value, abs=0.011)
+    with pytest.raises(MetahpoError, match="no fitted meta-model for family 'bert'"):
+        warm_start_study(study, fitted_model_dir, "bert", new_dataset, n=3)
+
+
+def test_cli_recommend_prints_the_top_configs_of_a_bundled_dataset(fitted_model_dir, repo_root, capsys):
+    argv = ["recommend", "--dataset", "iris", "--model", "mlp", "--top-k", "3", "--meta-model",
+            str(fitted_model_dir), "--params", str(repo_root / "params.yaml")]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("top 3 mlp configurations for iris")
+    assert [line.split(".")[0].strip() for line in lines[1:]] == ["1", "2", "3"]
+    scores = [float(line.rsplit("score=", 1)[1]) for line in lines[1:]]
+    assert all("lr=" in line and "hidden=" in line for line in lines[1:]) and scores == sorted(scores, reverse=True)
+
+
+def test_cli_recommend_reads_a_mirror_path(fitted_model_dir, repo_root, tmp_path, capsys):
+    import datasets
+
+    # a tiny tabular dataset in Hub layout: <mirror>/<org>/<name>/data/<split>-00000-of-00001.parquet
+    rng = np.random.default_rng(0)
+    features = datasets.Features({"a": datasets.Value("float64"), "b": datasets.Value("float64"),
+                                  "label": datasets.ClassLabel(names=["no", "yes"])})  # fmt: skip
+    columns = {"a": rng.normal(size=80), "b": rng.normal(size=80), "label": rng.integers(0, 2, 80)}
+    folder = tmp_path / "mirror" / "someorg" / "tiny" / "data"
+    folder.mkdir(parents=True)
+    datasets.Dataset.from_dict(columns, features=features).to_parquet(folder / "train-00000-of-00001.parquet")
+    argv = ["recommend", "--dataset", str(folder.parent), "--model", "mlp", "--top-k", "2", "--meta-model",
+            str(fitted_model_dir), "--params", str(repo_root / "params.yaml")]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("top 2 mlp configurations") and len(lines) == 3
+
+
+def test_cli_recommend_for_an_unfitted_family_is_a_clear_error(fitted_model_dir, repo_root, capsys):
+    argv = ["recommend", "--dataset", "iris", "--model", "bert", "--meta-model", str(fitted_model_dir),
+            "--params", str(repo_root / "params.yaml")]  # fmt: skip
+    assert main(argv) == 2
+    assert "no fitted meta-model for family 'bert'; fitted families: cnn, mlp" in capsys.readouterr().err
+
+
+def test_transfer_and_zero_shot_beat_random_at_5_trials_over_20_seeds():
+    """The optimum follows mf.m; transfer strategies that read the prior tasks must exploit it."""
+    # small on purpose: zero_shot fits a forest and transfer_bo a GP per prior task in every run
+    table, mf = make_synthetic(n_tasks=5, n_configs=150, seed=3, noise=0.02)
+    data = metadataset.from_frame(table, meta_features=mf)
+    held_out = ["task02"]  # the middle task: prior tasks on both sides of its meta-feature
+    regret = benchmark(data, ["random", "zero_shot", "transfer_bo"], trials=5, seeds=range(20), tasks=held_out, progress=False)
+    at5 = metrics.regret_at(regret, checkpoints=[5]).set_index("strategy")
+    for strategy in ("zero_shot", "transfer_bo"):
+        # beat random by more than both intervals: not a coin flip
+        assert at5.loc[strategy, "ci_high"] < at5.loc["random", "ci_low"], at5
