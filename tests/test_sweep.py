@@ -22,7 +22,8 @@ from test_models_vision_tabular import canonical_digits, canonical_tabular, one_
 COLUMNS_BEFORE_HP = ["task", "dataset", "family", "trial_id", "search", "seed"]
 COLUMNS_AFTER_HP = [
     "config", "state", "message", "epochs_run", "curve_train_loss", "curve_val_loss", "curve_val_metric",
-    "curve_seconds", "val_metric", "test_accuracy", "test_macro_f1", "seconds", "device",
+    "curve_seconds", "metric", "val_metric", "test_metric", "test_metrics", "test_accuracy", "test_macro_f1",
+    "seconds", "device",
 ]  # fmt: skip
 TIMING_COLUMNS = ["seconds", "curve_seconds"]
 

@@ -120,7 +120,8 @@ def trial_row(task: str, dataset: str, family: str, trial: dict[str, Any], resul
         "seed": trial["seed"],
         **{f"hp.{name}": value for name, value in config.items()},
         "config": json.dumps(config),
-        **result.metrics(),  # state, message, epochs_run, curve_*, val_metric, test_*, seconds, device
+        **result.metrics(),  # state, message, epochs_run, curve_*, metric, val_metric, test_*, seconds, device
+        "test_metrics": json.dumps(result.test_metrics, sort_keys=True),  # a JSON object: Parquet-stable
     }
 
 
