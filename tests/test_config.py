@@ -139,3 +139,16 @@ def test_every_top_level_section_is_required(default_params_raw):
     del raw["download"]
     with pytest.raises(ParamsError, match="download: missing"):
         validate_params(raw)
+
+
+def test_qa_or_ner_dataset_with_a_classification_family_is_refused_before_work(default_params_raw):
+    raw = copy.deepcopy(default_params_raw)
+    raw["datasets"]["squad"] = {"source": "squad_v2"}
+    raw["datasets"]["conll"] = {"source": "conll2003"}
+    raw["tasks"]["squad-mlp"] = {"dataset": "squad", "family": "mlp"}
+    raw["tasks"]["conll-cnn"] = {"dataset": "conll", "family": "cnn"}
+    with pytest.raises(ParamsError) as err:
+        validate_params(raw)
+    message = str(err.value)
+    assert "tasks.squad-mlp: dataset 'squad' (squad_v2) is extractive_qa but family 'mlp' is classification" in message
+    assert "tasks.conll-cnn: dataset 'conll' (conll2003) is token_classification but family 'cnn' is classification" in message

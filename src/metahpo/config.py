@@ -28,6 +28,11 @@ class DatasetParams(Strict):
     max_train: Optional[int] = Field(None, gt=0, description="subsample the train split to this many rows")
     max_validation: Optional[int] = Field(None, gt=0)
     max_test: Optional[int] = Field(None, gt=0)
+    columns: Optional[dict[str, str]] = Field(
+        None,
+        description="role -> source column, where the features are ambiguous (e.g. {tags: ner_tags}); roles: "
+        "input, label, id, question, context, answers, tokens, tags",
+    )
 
 
 class TaskParams(Strict):
@@ -133,7 +138,8 @@ class Params(Strict):
 
 def _check_against_registries(params: Params) -> list[str]:
     """Cross-field checks that need the dataset and family registries; returns 'path: problem' lines."""
-    from metahpo.data import check_source
+    from metahpo.data import check_source, source_task_type
+    from metahpo.data.sources import COLUMN_ROLES
     from metahpo.models import FAMILIES
 
     problems: list[str] = []
@@ -142,6 +148,9 @@ def _check_against_registries(params: Params) -> list[str]:
             check_source(ds.source)
         except MetahpoError as err:
             problems.append(f"datasets.{name}.source: {err}")
+        for role in ds.columns or {}:
+            if role not in COLUMN_ROLES:
+                problems.append(f"datasets.{name}.columns.{role}: unknown role; valid roles: {', '.join(COLUMN_ROLES)}")
     for name, fam in params.families.items():
         if name not in FAMILIES:
             problems.append(f"families.{name}: unknown model family; valid names: {', '.join(FAMILIES.names())}")
@@ -174,7 +183,29 @@ def _check_against_registries(params: Params) -> list[str]:
                 f"tasks.{name}.family: {task.family!r} is not under families; valid names: "
                 + ", ".join(sorted(params.families))
             )
+        elif task.dataset in params.datasets and task.family in FAMILIES:
+            problems.extend(_task_type_mismatch(name, params.datasets[task.dataset].source, task, FAMILIES))
     return problems
+
+
+def _task_type_mismatch(name: str, source: str, task: TaskParams, families) -> list[str]:
+    """A QA or NER dataset with a classification family (or the reverse), named before any work.
+
+    Known for registered sources from the registry; for another Hub id only after download (the
+    sweep checks it again against the downloaded dataset's task type)."""
+    from metahpo.data import source_task_type
+
+    try:
+        declared = source_task_type(source)
+    except MetahpoError:
+        return []  # already reported under datasets.<name>.source
+    needed = families.get(task.family).task_type
+    if declared is None or declared == needed:
+        return []
+    return [
+        f"tasks.{name}: dataset {task.dataset!r} ({source}) is {declared} but family {task.family!r} "
+        f"is {needed}; pair it with a {declared} family"
+    ]
 
 
 def _format(err: ValidationError, prefix: str = "") -> list[str]:

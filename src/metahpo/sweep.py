@@ -142,12 +142,7 @@ def run_sweep(
     family = FAMILIES.get(spec.family)
     family_params = params.families[spec.family]
     dataset_dict, info = metahpo.data.load_prepared(data_dir)
-    modality = info.get("modality")
-    if modality not in family.modalities:
-        raise MetahpoError(
-            f"task {task}: dataset {spec.dataset!r} is {modality} data, but model family {spec.family!r} "
-            f"accepts only {', '.join(family.modalities)}; pair the dataset with another family"
-        )
+    family.check_dataset(info, task)
     device = resolve_device(params.device)
     trials = planned_trials(task, params)
     if not trials:

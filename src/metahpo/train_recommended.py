@@ -84,6 +84,7 @@ def train_recommended(
     family = FAMILIES.get(family_name)
     options = family.options(family_params.options)
     dsdict, info = load_prepared(data_dir)
+    family.check_dataset(info, task)
     data = family.prepare(dsdict, info, options)
     threshold = params.train_recommended.convergence_threshold
 

@@ -63,6 +63,19 @@ class Family:
     def options(self, raw: dict[str, Any]) -> BaseModel:
         return self.Options(**raw)
 
+    def check_dataset(self, info: dict[str, Any], task: str) -> None:
+        """Refuse a dataset of another task type or modality, naming both, before any training."""
+        from metahpo.errors import MetahpoError
+
+        task_type = info.get("task_type", "classification")
+        modality = info.get("modality")
+        if task_type != self.task_type or modality not in self.modalities:
+            raise MetahpoError(
+                f"task {task}: dataset {info.get('dataset')!r} is {task_type} on {modality} data, but model "
+                f"family {self.name!r} does {self.task_type} on {', '.join(self.modalities)}; "
+                "pair the dataset with another family"
+            )
+
     def prepare(self, data, info: dict[str, Any], options: BaseModel) -> PreparedData:
         raise NotImplementedError
 
