@@ -139,7 +139,7 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run (or finish) the sweep of ``task`` on the prepared dataset in ``data_dir``; write ``out_path``."""
     spec = params.tasks[task]
-    family = FAMILIES.get(spec.family)
+    family = FAMILIES.get(params.registered_family(spec.family))
     family_params = params.families[spec.family]
     dataset_dict, info = metahpo.data.load_prepared(data_dir)
     family.check_dataset(info, task)
