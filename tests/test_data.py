@@ -1,4 +1,4 @@
-"""metahpo.data: sources, column detection, split carving, mirror downloads, fail-fast Hub errors."""
+"""metahpo.data: sources, task-type and column detection, split carving, mirror downloads, fail-fast Hub errors."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from metahpo.config import DatasetParams, DownloadParams, Params
 from metahpo.data import (
     DATASETS,
     check_source,
+    source_task_type,
     detect_columns,
     download_dataset,
     input_array,
@@ -37,6 +38,19 @@ def test_registered_names_and_hub_ids_pass_check_source():
         assert name in DATASETS
         check_source(name)
     check_source("someone/some_dataset")
+
+
+def test_source_task_type_is_declared_without_loading():
+    expected = {
+        "mnist": "classification", "fashion_mnist": "classification", "cifar10": "classification",
+        "imdb": "classification", "ag_news": "classification", "yelp_review_full": "classification",
+        "digits": "classification", "squad_v2": "extractive_qa", "conll2003": "token_classification",
+    }  # fmt: skip
+    assert {name: source_task_type(name) for name in expected} == expected
+    assert DATASETS.get("cifar10").hub_id == "uoft-cs/cifar10" and DATASETS.get("squad_v2").hub_id == "rajpurkar/squad_v2"
+    assert source_task_type("someone/some_dataset") is None  # known only once downloaded
+    with pytest.raises(MetahpoError, match="not-a-dataset"):
+        source_task_type("not-a-dataset")
 
 
 def test_unknown_source_error_lists_valid_names():
@@ -78,10 +92,55 @@ def test_unplaceable_column_error_names_it():
 def test_several_labels_or_none_are_errors():
     with pytest.raises(DataError, match="y1, y2"):
         detect_columns(features(x=datasets.Value("string"), y1=LABEL, y2=LABEL))
-    with pytest.raises(DataError, match="no ClassLabel column"):
+    with pytest.raises(DataError, match="cannot place the label column"):
         detect_columns(features(x=datasets.Value("string"), y=datasets.Value("int64")))
-    with pytest.raises(DataError, match="sequence labelling"):
-        detect_columns(features(tokens=datasets.List(datasets.Value("string")), tags=datasets.List(LABEL)))
+
+
+STRING = datasets.Value("string")
+ANSWERS = {"text": datasets.List(STRING), "answer_start": datasets.List(datasets.Value("int32"))}
+
+
+def test_token_classification_from_features_and_overrides():
+    plan = detect_columns(features(words=datasets.List(STRING), labels=datasets.List(LABEL), n=datasets.Value("int32")))
+    assert (plan.task_type, plan.roles, plan.ignored_columns) == (
+        "token_classification", {"tokens": "words", "tags": "labels"}, ["n"]
+    )
+    several = features(words=datasets.List(STRING), pos=datasets.List(LABEL), ner=datasets.List(LABEL))
+    with pytest.raises(DataError, match=r"pos, ner.*datasets\.wsj\.columns: \{tags: <column>\}"):
+        detect_columns(several, dataset="wsj")
+    assert detect_columns(several, columns={"tags": "ner"}).roles == {"tokens": "words", "tags": "ner"}
+    with pytest.raises(DataError, match="'words'.*not a tag"):
+        detect_columns(several, columns={"tags": "words"})
+
+
+def test_qa_roles_from_value_lengths_and_id_rule():
+    qa = features(key=STRING, topic=STRING, ask=STRING, passage=STRING, gold=ANSWERS)
+    sample = {
+        "key": ["a3f9", "0b12", "ffe0"],  # one length, no spaces, distinct: id-like
+        "topic": ["Normans", "Normans", "Super_Bowl_50"],  # repeats: not an id, shorter than the question
+        "ask": ["Who ruled Normandy in 911?", "When?", "Where was it played?"],
+        "passage": ["The Normans were a people " * 5, "In 911 Rollo " * 4, "Super Bowl 50 was played " * 6],
+    }
+    plan = detect_columns(qa, sample=sample)
+    assert plan.task_type == "extractive_qa"
+    assert plan.roles == {"id": "key", "answers": "gold", "context": "passage", "question": "ask"}
+    assert plan.ignored_columns == ["topic"]
+    swapped = detect_columns(qa, sample=sample, columns={"question": "topic"})
+    assert (swapped.roles["question"], swapped.roles["context"]) == ("topic", "passage")
+    with pytest.raises(DataError, match="cannot place the question column"):
+        detect_columns(features(key=STRING, passage=STRING, gold=ANSWERS), sample=sample)
+
+
+def test_columns_override_errors_name_the_role():
+    plain = features(x=STRING, y=LABEL)
+    with pytest.raises(DataError, match="unknown role 'answer'.*answers"):
+        detect_columns(plain, dataset="d", columns={"answer": "x"})
+    with pytest.raises(DataError, match=r"datasets\.d\.columns\.input: d has no column 'body'"):
+        detect_columns(plain, dataset="d", columns={"input": "body"})
+    with pytest.raises(DataError, match="mix task types"):
+        detect_columns(plain, dataset="d", columns={"input": "x", "question": "x"})
+    with pytest.raises(DataError, match="not a ClassLabel"):
+        detect_columns(plain, dataset="d", columns={"label": "x"})
 
 
 def test_images_of_varying_size_are_an_error(tmp_path, monkeypatch):
@@ -179,10 +238,89 @@ def test_imdb_from_mirror_env_var_is_text(mirror, tmp_path, monkeypatch):
     assert all(isinstance(t, str) and t for t in texts)
 
 
-def test_non_classification_mirror_dataset_is_a_clear_error(mirror, tmp_path):
-    params = make_params(mirror, conll={"source": "eriktks/conll2003"})
-    with pytest.raises(DataError, match="classification"):
-        download_dataset("conll", params, tmp_path / "conll")
+SQUAD_SIZES = {"max_train": 300, "max_validation": 60, "max_test": 60}
+
+
+def test_squad_v2_validation_only_is_carved_into_three_qa_splits(mirror, tmp_path):
+    params = make_params(mirror, squad={"source": "squad_v2", **SQUAD_SIZES})
+    info = download_dataset("squad", params, tmp_path / "a")
+    assert info == download_dataset("squad", params, tmp_path / "b")
+    assert info["task_type"] == "extractive_qa" and info["modality"] == "text"
+    assert info["columns"] == {"id": "id", "question": "question", "context": "context", "answers": "answers"}
+    assert info["ignored_columns"] == ["title"] and info["num_classes"] is None and info["label_names"] == []
+    assert info["source_split_sizes"] == {"validation": 11873}
+    assert sorted(info["carved"]) == ["test", "train", "validation"]
+    assert info["split_sizes"] == {"train": 300, "validation": 60, "test": 60}
+
+    data, _ = load_prepared(tmp_path / "a")
+    again, _ = load_prepared(tmp_path / "b")
+    ids = {}
+    for split in data:
+        rows = data[split]
+        assert list(rows.features) == ["id", "question", "context", "answers"]
+        assert rows.features["answers"]["answer_start"] == datasets.List(datasets.Value("int32"))
+        assert rows["id"] == again[split]["id"]
+        ids[split] = set(rows["id"])
+        answers = rows["answers"]
+        assert any(not a["text"] for a in answers) and any(a["text"] for a in answers)  # unanswerable kept
+        for row in rows.select(range(20)):
+            for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
+                assert row["context"][start : start + len(text)] == text
+    assert not (ids["train"] & ids["validation"] or ids["train"] & ids["test"] or ids["validation"] & ids["test"])
+    with pytest.raises(DataError, match="extractive_qa"):
+        input_array(data["train"], info)
+
+
+def test_a_qa_dataset_with_other_column_names(tmp_path, monkeypatch):
+    passages = ["Rollo was a Viking leader. He ruled Normandy from 911.", "The treaty was signed at Saint-Clair."]
+    rows = 40
+    raw = datasets.Dataset.from_dict(
+        {
+            "uid": [f"{i:08x}" for i in range(rows)],
+            "passage": [passages[i % 2] for i in range(rows)],
+            "query": [f"Who ruled question {i}?" if i % 2 == 0 else f"Where signed {i}?" for i in range(rows)],
+            "gold": [{"text": ["Rollo"], "answer_start": [0]} if i % 4 else {"text": [], "answer_start": []} for i in range(rows)],
+        },
+        features=features(uid=STRING, passage=STRING, query=STRING, gold=ANSWERS),
+    )
+    from metahpo.data import sources
+
+    monkeypatch.setitem(
+        DATASETS._entries,
+        "tiny_qa",
+        sources.BundledSource(lambda: datasets.DatasetDict({"train": raw}), "", sources.EXTRACTIVE_QA),
+    )
+    info = download_dataset("tiny_qa", make_params(tiny_qa={"source": "tiny_qa"}), tmp_path / "qa")
+    assert info["columns"] == {"id": "uid", "question": "query", "context": "passage", "answers": "gold"}
+    assert info["carved"] == ["test", "validation"] and sum(info["split_sizes"].values()) == rows
+    data, _ = load_prepared(tmp_path / "qa")
+    first = data["train"][0]
+    assert first["context"] in passages and first["question"].endswith("?") and len(first["id"]) == 8
+
+
+def test_conll2003_needs_the_tag_column_named(mirror, tmp_path):
+    params = make_params(
+        mirror,
+        ner={"source": "eriktks/conll2003", "columns": {"tags": "ner_tags"}, **SQUAD_SIZES},
+        plain={"source": "eriktks/conll2003"},
+        registered={"source": "conll2003", **SQUAD_SIZES},
+    )
+    with pytest.raises(DataError, match=r"pos_tags, chunk_tags, ner_tags.*datasets\.plain\.columns: \{tags: <column>\}"):
+        download_dataset("plain", params, tmp_path / "plain")
+
+    info = download_dataset("ner", params, tmp_path / "ner")
+    assert info["task_type"] == "token_classification" and info["carved"] == []
+    assert info["columns"] == {"tokens": "tokens", "tags": "ner_tags"}
+    assert info["ignored_columns"] == ["id", "pos_tags", "chunk_tags"]
+    names = info["label_names"]
+    assert names[0] == "O" and len(names) == info["num_classes"] == 9
+    assert all(name == "O" or name[:2] in {"B-", "I-"} for name in names)  # IOB2
+    data, _ = load_prepared(tmp_path / "ner")
+    assert data["train"].features["tags"] == datasets.List(datasets.ClassLabel(names=names))
+    row = data["train"][0]
+    assert len(row["tokens"]) == len(row["tags"]) and all(isinstance(t, str) for t in row["tokens"])
+    # the registered short name carries {tags: ner_tags} as its default
+    assert download_dataset("registered", params, tmp_path / "registered")["columns"] == info["columns"]
 
 
 def test_unreachable_hub_dataset_fails_fast_with_the_fix(tmp_path, monkeypatch):

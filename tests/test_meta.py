@@ -51,15 +51,19 @@ def make_params(tasks: dict[str, str], **meta) -> Params:
 
 
 def sweep_row(task: str, family: str, trial_id: str, lr: float, hidden: int, val: float, state="ok") -> dict:
+    """A classification row: the primary metric is accuracy, test scores sit just below val."""
     ok = state == "ok"
+    test = {"accuracy": val - 0.01, "macro_f1": val - 0.02} if ok else {}
     return {
         "task": task, "dataset": f"ds_{task}", "family": family, "trial_id": trial_id,
         "search": trial_id.split("-")[0], "seed": 0, "hp.lr": lr, "hp.hidden": hidden,
         "config": json.dumps({"lr": lr, "hidden": hidden}), "state": state, "message": "",
         "epochs_run": 2, "curve_train_loss": [1.0, 0.5], "curve_val_loss": [1.0, 0.6],
         "curve_val_metric": [val / 2, val], "curve_seconds": [0.5, 0.5],
-        "val_metric": val if ok else math.nan, "test_accuracy": val - 0.01 if ok else math.nan,
-        "test_macro_f1": val - 0.02 if ok else math.nan, "seconds": 1.0 + hidden / 16, "device": "cpu",
+        "metric": "accuracy", "val_metric": val if ok else math.nan,
+        "test_metric": test.get("accuracy", math.nan), "test_metrics": json.dumps(test, sort_keys=True),
+        "test_accuracy": test.get("accuracy", math.nan), "test_macro_f1": test.get("macro_f1", math.nan),
+        "seconds": 1.0 + hidden / 16, "device": "cpu",
     }  # fmt: skip
 
 
@@ -143,6 +147,42 @@ def test_regret_is_zero_when_every_config_scores_the_same(tmp_path):
     assert sweep.regret([5]) == 0.0 and sweep.regret([0]) == 0.0
 
 
+def test_task_sweep_reads_the_tables_primary_metric(tmp_path):
+    """A QA-like table scores f1: TaskSweep and the LOTO rows carry its name and its test_metric."""
+    from metahpo.meta.loto import loto_rows
+    from metahpo.meta.methods import default_ranking
+
+    scores = [0.5, 0.9, 0.7, None, 0.6, 0.8]
+    write_task(tmp_path / "sweep", tmp_path / "mf", "t0", "mlp", 0.0, scores=scores)
+    path = tmp_path / "sweep" / "t0.parquet"
+    table = pd.read_parquet(path)
+    qa_scores = [
+        {"exact": val - 0.1, "f1": val - 0.05} if state == "ok" else {}
+        for val, state in zip(table.val_metric, table.state)
+    ]
+    table = table.assign(
+        metric="f1",
+        test_metric=[s.get("f1", math.nan) for s in qa_scores],
+        test_metrics=[json.dumps(s, sort_keys=True) for s in qa_scores],
+        test_accuracy=math.nan,
+        test_macro_f1=math.nan,
+    )
+    table.to_parquet(path, index=False)
+    params = make_params({"t0": "mlp"})
+    grid = CandidateGrid.from_params(params, "mlp")
+    sweep = load_task_sweep(params, "t0", grid, tmp_path / "sweep", tmp_path / "mf")
+    assert sweep.metric == "f1"
+    np.testing.assert_allclose(sweep.test_metric, [0.45, 0.85, 0.65, np.nan, 0.55, 0.75])
+
+    (row,) = loto_rows(sweep, grid, "default", default_ranking(grid), [1], "")
+    assert row["metric"] == "f1" and set(row) == set(LOTO_COLUMNS)
+    assert row["test_metric"] == pytest.approx(0.45)  # the default config is grid point 0
+    assert (row["grid_best_val_metric"], row["grid_best_test_metric"]) == pytest.approx((0.9, 0.85))
+
+    table.drop(columns="metric").to_parquet(path, index=False)  # written before task types
+    assert load_task_sweep(params, "t0", grid, tmp_path / "sweep", tmp_path / "mf").metric == "accuracy"
+
+
 def test_greedy_portfolio_hand_worked():
     normalised = np.array(
         [
@@ -188,6 +228,12 @@ def test_fit_meta_writes_the_contract(fitted):
     assert row.grid_runs == 6 and row.grid_seconds == pytest.approx(15.0)
     # the random row scored 0.999 but only grid rows define the best
     assert row.grid_best_val_metric == pytest.approx(structured_score(1.0, 0.1, 32))
+    assert row.grid_best_test_metric == pytest.approx(structured_score(1.0, 0.1, 32) - 0.01)
+    # the top-1's scores are its grid row's: test_metric is the row's test accuracy
+    top1 = configs[0]
+    assert row.val_metric == pytest.approx(structured_score(1.0, top1["lr"], top1["hidden"]))
+    assert row.test_metric == pytest.approx(row.val_metric - 0.01)
+    assert (loto["metric"] == "accuracy").all()
     assert set(recommendations) == set(params.tasks)
     assert recommendations["t0"]["method"] == "surrogate"
     assert recommendations["t0"]["config"] in [dict(c) for c in CandidateGrid.from_params(params, "mlp").configs]

@@ -1,4 +1,4 @@
-"""metahpo.metafeatures: one fixed set of names for every modality, sensible values, timings."""
+"""metahpo.metafeatures: one fixed set of names for every modality and task type, sensible values, timings."""
 
 from __future__ import annotations
 
@@ -71,3 +71,34 @@ def test_same_names_for_image_tabular_and_text(prepared, mirror, tmp_path):
     assert tabular["tabular_dim"] == 13 and tabular["feature_skew_mean"] is not None and tabular["pixel_mean"] is None
     assert text["n_features"] == 2**12 and text["token_length_mean"] > 10 and text["vocabulary_size"] > 1000
     assert text["image_height"] is None and 0 <= text["landmark_logreg_projection"] <= 1
+
+
+def test_qa_token_classification_and_image_share_the_names(mirror, tmp_path):
+    sizes = {"max_train": 200, "max_validation": 60, "max_test": 20}
+    params = make_params(
+        mirror,
+        squad={"source": "squad_v2", **sizes},
+        conll={"source": "eriktks/conll2003", "columns": {"tags": "ner_tags"}, **sizes},
+        mnist={"source": "mnist", **sizes},
+    )
+    results = {}
+    for name in params.datasets:
+        download_dataset(name, params, tmp_path / name)
+        results[name] = compute_metafeatures(tmp_path / name, params)
+    for result in results.values():
+        assert list(result["features"]) == FEATURE_NAMES
+        assert all(value is None or isinstance(value, float) for value in result["features"].values())
+        assert all(result["seconds"][name] >= 0 for name in GROUPS["landmarkers"])
+    squad, conll, mnist = (results[name]["features"] for name in ("squad", "conll", "mnist"))
+
+    assert squad["is_qa"] == 1.0 and squad["is_token_classification"] == 0.0 and squad["n_classes"] is None
+    assert squad["context_length_mean"] > 5 * squad["question_length_mean"] > 0
+    assert 0.2 < squad["unanswerable_fraction"] < 0.8  # unanswerable questions are kept
+    assert squad["tokens_per_sentence_mean"] is None and 0 <= squad["landmark_1nn"] <= 1
+
+    assert conll["is_token_classification"] == 1.0 and conll["n_classes"] == 9 and conll["entity_tag_count"] == 4
+    assert 0 < conll["non_o_tag_fraction"] < 0.5 and conll["tokens_per_sentence_mean"] > 3
+    assert conll["unanswerable_fraction"] is None and 0 <= conll["landmark_stump"] <= 1
+
+    assert mnist["is_qa"] == mnist["is_token_classification"] == 0.0 and mnist["is_image"] == 1.0
+    assert mnist["context_length_mean"] is None and mnist["entity_tag_count"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import re
@@ -48,13 +49,25 @@ RAW_PARAMS = {
 }
 
 
-def _sweep_frame(task: str, dataset: str, family: str, rng: np.random.Generator) -> pd.DataFrame:
+def _test_scores(metric: str, final: float) -> dict[str, float]:
+    """Every test metric of the task type whose primary metric is ``metric`` (NaN: failed run)."""
+    if metric == "f1":  # extractive QA (SQuAD v2 style), with example counts and a NaN group
+        return {
+            "exact": final - 0.05, "f1": final - 0.01, "total": 30.0, "HasAns_exact": final - 0.04,
+            "HasAns_f1": final, "HasAns_total": 30.0, "NoAns_exact": float("nan"), "NoAns_f1": float("nan"),
+            "NoAns_total": 0.0,
+        }  # fmt: skip
+    return {"accuracy": final - 0.01, "macro_f1": final - 0.02, "macro_precision": final - 0.03, "macro_recall": final}
+
+
+def _sweep_frame(task: str, dataset: str, family: str, rng: np.random.Generator, metric="accuracy") -> pd.DataFrame:
     rows = []
     trials = [("grid", i, hp) for i, hp in enumerate(GRID)] + [("random", i, hp) for i, hp in enumerate(RANDOM)]
     for index, (search, number, (lr, hidden)) in enumerate(trials):
         state = {4: "diverged", 5: "failed"}.get(index, "ok")
         final = float(0.6 + 0.3 * rng.random()) if state == "ok" else float("nan")
         curve = list(np.linspace(0.3, final, EPOCHS)) if state == "ok" else []
+        scores = _test_scores(metric, final) if state == "ok" else {}
         rows.append(
             {
                 "task": task, "dataset": dataset, "family": family, "trial_id": f"{search}-{number:04d}",
@@ -63,38 +76,53 @@ def _sweep_frame(task: str, dataset: str, family: str, rng: np.random.Generator)
                 "message": f"loss is NaN {HOSTILE}" if state == "diverged" else ("boom" if state == "failed" else ""),
                 "epochs_run": len(curve), "curve_train_loss": [1.0 - v for v in curve],
                 "curve_val_loss": [1.1 - v for v in curve], "curve_val_metric": curve,
-                "curve_seconds": [0.5] * len(curve), "val_metric": final,
-                "test_accuracy": final - 0.01, "test_macro_f1": final - 0.02,
+                "curve_seconds": [0.5] * len(curve), "metric": metric, "val_metric": final,
+                "test_metric": scores.get(metric, float("nan")), "test_metrics": json.dumps(scores, sort_keys=True),
+                "test_accuracy": scores.get("accuracy", float("nan")),
+                "test_macro_f1": scores.get("macro_f1", float("nan")),
                 "seconds": 2.0 + index, "device": "cpu",
             }
         )  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _loto_frame() -> pd.DataFrame:
+def _loto_frame(tasks, metric="accuracy") -> pd.DataFrame:
     rows = [
         {
             "task": task, "family": task.split("-")[1], "method": method, "k": k,
-            "regret": 0.05 / k + 0.01 * position, "val_metric": 0.9 - 0.05 / k, "test_accuracy": 0.88,
-            "test_macro_f1": 0.87, "runs": k, "seconds": 2.5 * k, "grid_runs": len(GRID),
-            "grid_seconds": 27.0, "grid_best_val_metric": 0.9, "grid_best_test_accuracy": 0.89,
+            "regret": 0.05 / k + 0.01 * position, "metric": metric, "val_metric": 0.9 - 0.05 / k,
+            "test_metric": 0.88 - 0.01 * position, "runs": k, "seconds": 2.5 * k, "grid_runs": len(GRID),
+            "grid_seconds": 27.0, "grid_best_val_metric": 0.9, "grid_best_test_metric": 0.89,
             "configs": json.dumps([{"lr": 0.01, "hidden": 64}] * k), "note": "",
         }
-        for task in TASKS
+        for task in tasks
         for position, method in enumerate(METHODS)
         for k in KS
     ]  # fmt: skip
     return pd.DataFrame(rows)
 
 
+def _train_metrics(task: str, metric: str, test_metric: float) -> dict:
+    scores = _test_scores(metric, test_metric + 0.01)
+    return {
+        "task": task, "family": task.split("-")[1], "config": {"lr": 0.01, "hidden": 64}, "method": "surrogate",
+        "state": "ok", "metric": metric, "test_metric": test_metric, "test_metrics": scores,
+        "test_accuracy": scores.get("accuracy", float("nan")), "test_macro_f1": scores.get("macro_f1", float("nan")),
+        "val_metric": 0.92, "best_val_metric": 0.93, "seconds": 12.345, "epochs_run": 20,
+        "epochs_to_convergence": 6, "seconds_to_convergence": 3.21, "threshold": 0.95, "device": "cpu",
+    }  # fmt: skip
+
+
 def _write_results(root: Path) -> None:
     """A small results tree in the stage contracts of docs/ARCHITECTURE.md."""
     rng = np.random.default_rng(0)
     for dataset, source in (("digits", "digits"), ("wine", f"wine {HOSTILE}")):
+        # wine's metahpo.json predates task types: it has none and reads as classification
+        task_type = {"task_type": "classification"} if dataset == "digits" else {}
         write_json(
             root / "data" / dataset / "metahpo.json",
             {
-                "dataset": dataset, "source": source, "modality": "tabular", "input_column": "x",
+                **task_type, "dataset": dataset, "source": source, "modality": "tabular", "input_column": "x",
                 "label_column": "y", "num_classes": 3, "label_names": ["a", "b", "c"], "input_shape": [13],
                 "split_sizes": {"train": 100, "validation": 20, "test": 30}, "carved": ["validation", "test"],
             },
@@ -111,21 +139,13 @@ def _write_results(root: Path) -> None:
         )  # fmt: skip
     for task, dataset in TASKS.items():
         write_parquet(root / "sweep" / f"{task}.parquet", _sweep_frame(task, dataset, task.split("-")[1], rng))
-    write_parquet(root / "meta" / "loto.parquet", _loto_frame())
+    write_parquet(root / "meta" / "loto.parquet", _loto_frame(TASKS))
     write_json(
         root / "meta" / "recommendations.json",
         {task: {"method": "surrogate", "config": {"lr": 0.01, "hidden": 64}, "predicted_score": 0.9} for task in TASKS},
     )
     for task in TRAINED:
-        write_json(
-            root / "train" / task / "metrics.json",
-            {
-                "task": task, "family": task.split("-")[1], "config": {"lr": 0.01, "hidden": 64}, "method": "surrogate",
-                "state": "ok", "test_accuracy": 0.91234, "test_macro_f1": 0.9, "val_metric": 0.92,
-                "best_val_metric": 0.93, "seconds": 12.345, "epochs_run": 20, "epochs_to_convergence": 6,
-                "seconds_to_convergence": 3.21, "threshold": 0.95, "device": "cpu",
-            },
-        )  # fmt: skip
+        write_json(root / "train" / task / "metrics.json", _train_metrics(task, "accuracy", 0.91234))
 
 
 @pytest.fixture(scope="module")
@@ -188,19 +208,82 @@ def test_sections_show_the_results(html):
     # counts by state: 6 ok, 1 diverged, 0 oom, 1 failed, 8 total
     assert re.search(r'<td class="num">6</td><td class="num">1</td><td class="num">0</td><td class="num">1</td>'
                      r'<td class="num">8</td>', sweeps)  # fmt: skip
-    top = re.search(r"<caption>top 5 by val metric</caption>.*?<tbody>(.*?)</tbody>", sweeps, re.S).group(1)
-    val_metrics = [float(row[4]) for row in re.findall(r"<tr>" + r"<td[^>]*>([^<]*)</td>" * 8, top)]
+    top = re.search(r"<caption>top 5 by val accuracy</caption>(.*?)</table>", sweeps, re.S).group(1)
+    assert '<th class="num">val accuracy</th><th class="num">test accuracy</th><th>all test metrics</th>' in top
+    cells = re.findall(r"<tr>" + r"<td[^>]*>([^<]*)</td>" * 8, top)
+    val_metrics, test_metrics = [float(row[4]) for row in cells], [float(row[5]) for row in cells]
     assert len(val_metrics) == 5 and val_metrics == sorted(val_metrics, reverse=True)
+    assert test_metrics == pytest.approx([v - 0.01 for v in val_metrics], abs=1e-3)  # test_metric: accuracy
+    compact = r"accuracy=0\.\d{3}, macro_f1=0\.\d{3}, macro_precision=0\.\d{3}, macro_recall=0\.\d{3}"
+    assert re.fullmatch(compact, cells[0][6])
     loto = _section(html, "loto")
     for method in METHODS:
         assert f"<td>{method}</td>" in loto
     assert "grid (best)" in loto and "mean regret" in loto
+    assert loto.count('<th class="num">test accuracy</th>') == len(TASKS)
+    # the top-1 test summary: each task in its own metric, grid best then the methods in order
+    top1 = re.search(r"<caption>test score of each method.*?</caption>(.*?)</table>", loto, re.S).group(1)
+    assert "<tr><td>digits-mlp</td><td>accuracy</td>" + "".join(
+        f'<td class="num">{value}</td>' for value in ("0.890", "0.880", "0.870", "0.860", "0.850")
+    ) + "</tr>" in top1
     convergence = _section(html, "convergence")
     assert "0.912" in convergence and "12.3" in convergence and "3.2" in convergence  # 3 and 1 decimals
+    assert "<td>accuracy</td>" in convergence and "macro_recall=0.922" in convergence
     assert "hidden=64, lr=0.01" in convergence
     provenance = _section(html, "provenance")
     assert "git revision" in provenance and "numpy version" in provenance
     assert "<pre>" in provenance
+
+
+def test_tasks_show_their_task_type(html):
+    tasks = _section(html, "tasks")
+    assert "<th>task type</th>" in tasks
+    # digits says classification; wine's metahpo.json has no task_type and defaults to it
+    for task in TASKS:
+        assert re.search(rf"<tr><td>{task}</td>(<td[^>]*>[^<]*</td>){{4}}<td>classification</td>", tasks), task
+
+
+def test_qa_task_shows_its_f1(tmp_path):
+    """A QA-like task (primary metric f1) beside classification ones: every table names its metric."""
+    raw = copy.deepcopy(RAW_PARAMS)
+    raw["datasets"]["squad"] = {"source": "squad"}
+    raw["tasks"]["squad-qa"] = {"dataset": "squad", "family": "qa"}
+    raw["families"]["qa"] = copy.deepcopy(raw["families"]["mlp"])
+    results = tmp_path / "results"
+    _write_results(results)
+    write_json(
+        results / "data" / "squad" / "metahpo.json",
+        {"dataset": "squad", "source": "squad", "task_type": "extractive_qa", "modality": "text",
+         "split_sizes": {"train": 100, "validation": 20, "test": 30}, "carved": []},
+    )  # fmt: skip
+    write_json(
+        results / "metafeatures" / "squad.json", {"dataset": "squad", "features": {}, "groups": {}, "seconds": {}}
+    )
+    qa_sweep = _sweep_frame("squad-qa", "squad", "qa", np.random.default_rng(1), metric="f1")
+    write_parquet(results / "sweep" / "squad-qa.parquet", qa_sweep)
+    loto = pd.concat([_loto_frame(TASKS), _loto_frame(["squad-qa"], metric="f1")], ignore_index=True)
+    write_parquet(results / "meta" / "loto.parquet", loto)
+    write_json(results / "train" / "squad-qa" / "metrics.json", _train_metrics("squad-qa", "f1", 0.7654))
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    build_report(Params(**raw), params_path, results, tmp_path / "index.html")
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+
+    assert re.search(r"<tr><td>squad-qa</td>(<td[^>]*>[^<]*</td>){4}<td>extractive_qa</td>", _section(html, "tasks"))
+    sweep = _section(html, "sweeps").split('id="sweep-squad-qa"', 1)[1].split("<h3", 1)[0]
+    assert "<caption>top 5 by val f1</caption>" in sweep
+    assert '<th class="num">val f1</th><th class="num">test f1</th>' in sweep and "test accuracy" not in sweep
+    # all test metrics, compactly: example counts and metrics that do not apply (NaN NoAns_*) left out
+    cells = re.findall(r"<tr>" + r"<td[^>]*>([^<]*)</td>" * 8, sweep)
+    assert len(cells) == 5
+    assert re.fullmatch(r"exact=0\.\d{3}, f1=0\.\d{3}, HasAns_exact=0\.\d{3}, HasAns_f1=0\.\d{3}", cells[0][6])
+    assert float(cells[0][5]) == pytest.approx(float(cells[0][4]) - 0.01, abs=1e-3)  # test f1, not accuracy
+    loto_block = _section(html, "loto").split('id="loto-squad-qa"', 1)[1]
+    assert '<th class="num">test f1</th>' in loto_block and "test accuracy" not in loto_block
+    assert "<tr><td>squad-qa</td><td>f1</td>" in _section(html, "loto")  # the top-1 test summary
+    convergence = _section(html, "convergence")
+    row = re.search(r"<tr><td>squad-qa</td>.*?</tr>", convergence).group(0)
+    assert "<td>f1</td>" in row and ">0.765<" in row and "HasAns_f1=0.775" in row and "total" not in row
 
 
 def test_missing_train_result_is_a_note_not_a_crash(html):

@@ -22,7 +22,8 @@ from test_models_vision_tabular import canonical_digits, canonical_tabular, one_
 COLUMNS_BEFORE_HP = ["task", "dataset", "family", "trial_id", "search", "seed"]
 COLUMNS_AFTER_HP = [
     "config", "state", "message", "epochs_run", "curve_train_loss", "curve_val_loss", "curve_val_metric",
-    "curve_seconds", "val_metric", "test_accuracy", "test_macro_f1", "seconds", "device",
+    "curve_seconds", "metric", "val_metric", "test_metric", "test_metrics", "test_accuracy", "test_macro_f1",
+    "seconds", "device",
 ]  # fmt: skip
 TIMING_COLUMNS = ["seconds", "curve_seconds"]
 
@@ -202,7 +203,7 @@ def test_family_must_accept_the_dataset_modality(tmp_path, monkeypatch):
     monkeypatch.setattr(metahpo.data, "load_prepared", lambda path: canonical_tabular(), raising=False)
     space = {"lr": {"values": [0.01]}, "batch_size": {"values": [8]}, "filters": {"values": [4]},
              "dropout": {"values": [0.1]}}  # fmt: skip
-    with pytest.raises(MetahpoError, match=r"dataset 'digits' is tabular data, but model family 'cnn' accepts only image"):
+    with pytest.raises(MetahpoError, match=r"is classification on tabular data, but model family 'cnn' does classification on image"):
         run_sweep("digits-fam", sweep_params("cnn", space), tmp_path, tmp_path / "t.parquet", progress=False)
 
 

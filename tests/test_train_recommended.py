@@ -105,7 +105,11 @@ def test_train_recommended_end_to_end(tiny_digits, recommendations, tmp_path, mo
     assert read_json(out_dir / "metrics.json") == metrics
     assert metrics["config"] == CONFIG and metrics["method"] == "surrogate" and metrics["state"] == "ok"
     assert metrics["epochs_run"] == 3 and metrics["threshold"] == 0.9 and metrics["device"] == "cpu"
-    assert 0.3 < metrics["test_accuracy"] <= 1.0 and 0 < metrics["test_macro_f1"] <= 1.0
+    assert metrics["metric"] == "accuracy" and 0.3 < metrics["test_metric"] <= 1.0
+    assert set(metrics["test_metrics"]) >= {"accuracy", "macro_f1", "macro_precision", "macro_recall"}
+    # classification readers keep test_accuracy / test_macro_f1: the same numbers as test_metrics'
+    assert metrics["test_accuracy"] == metrics["test_metric"] == metrics["test_metrics"]["accuracy"]
+    assert metrics["test_macro_f1"] == metrics["test_metrics"]["macro_f1"] and 0 < metrics["test_macro_f1"] <= 1.0
     assert metrics["best_val_metric"] >= metrics["val_metric"]
     assert 1 <= metrics["epochs_to_convergence"] <= 3
     assert 0 < metrics["seconds_to_convergence"] <= metrics["seconds"]
@@ -119,7 +123,7 @@ def test_train_recommended_end_to_end(tiny_digits, recommendations, tmp_path, mo
     assert set(state) == set(fresh.state_dict())
 
     # dvclive: one line per epoch per metric, no dvc.yaml, nothing outside out_dir
-    for name in ("train_loss", "val_loss", "val_accuracy", "seconds"):
+    for name in ("train_loss", "val_loss", "val_metric", "seconds"):
         lines = (out_dir / "dvclive" / "plots" / "metrics" / f"{name}.tsv").read_text().strip().splitlines()
         assert len(lines) == 1 + 3, name
     assert (out_dir / "dvclive" / "metrics.json").is_file()

@@ -28,6 +28,11 @@ class DatasetParams(Strict):
     max_train: Optional[int] = Field(None, gt=0, description="subsample the train split to this many rows")
     max_validation: Optional[int] = Field(None, gt=0)
     max_test: Optional[int] = Field(None, gt=0)
+    columns: Optional[dict[str, str]] = Field(
+        None,
+        description="role -> source column, where the features are ambiguous (e.g. {tags: ner_tags}); roles: "
+        "input, label, id, question, context, answers, tokens, tags",
+    )
 
 
 class TaskParams(Strict):
@@ -75,6 +80,9 @@ class HyperparameterSpace(Strict):
 
 
 class FamilyParams(Strict):
+    family: Optional[str] = Field(
+        None, description="the registered model family; default: this entry's key (e.g. two bert checkpoints)"
+    )
     space: dict[str, HyperparameterSpace]
     default: dict[str, Union[int, float]] = Field(description="the baseline config; a grid point")
     options: dict[str, Any] = Field(default_factory=dict, description="family-specific, validated by the family")
@@ -127,13 +135,18 @@ class Params(Strict):
     def task_dataset(self, task: str) -> str:
         return self.tasks[task].dataset
 
+    def registered_family(self, key: str) -> str:
+        """The registered model family behind a ``families`` entry (its key unless it names one)."""
+        return self.families[key].family or key
+
     def tasks_of_family(self, family: str) -> list[str]:
         return [t for t, spec in self.tasks.items() if spec.family == family]
 
 
 def _check_against_registries(params: Params) -> list[str]:
     """Cross-field checks that need the dataset and family registries; returns 'path: problem' lines."""
-    from metahpo.data import check_source
+    from metahpo.data import check_source, source_task_type
+    from metahpo.data.sources import COLUMN_ROLES
     from metahpo.models import FAMILIES
 
     problems: list[str] = []
@@ -142,11 +155,16 @@ def _check_against_registries(params: Params) -> list[str]:
             check_source(ds.source)
         except MetahpoError as err:
             problems.append(f"datasets.{name}.source: {err}")
+        for role in ds.columns or {}:
+            if role not in COLUMN_ROLES:
+                problems.append(f"datasets.{name}.columns.{role}: unknown role; valid roles: {', '.join(COLUMN_ROLES)}")
     for name, fam in params.families.items():
-        if name not in FAMILIES:
-            problems.append(f"families.{name}: unknown model family; valid names: {', '.join(FAMILIES.names())}")
+        registered = params.registered_family(name)
+        if registered not in FAMILIES:
+            where = f"families.{name}.family" if fam.family else f"families.{name}"
+            problems.append(f"{where}: unknown model family; valid names: {', '.join(FAMILIES.names())}")
             continue
-        family = FAMILIES.get(name)
+        family = FAMILIES.get(registered)
         expected = set(family.hyperparameters)
         if set(fam.space) != expected:
             problems.append(
@@ -174,7 +192,30 @@ def _check_against_registries(params: Params) -> list[str]:
                 f"tasks.{name}.family: {task.family!r} is not under families; valid names: "
                 + ", ".join(sorted(params.families))
             )
+        elif task.dataset in params.datasets and params.registered_family(task.family) in FAMILIES:
+            family = FAMILIES.get(params.registered_family(task.family))
+            problems.extend(_task_type_mismatch(name, params.datasets[task.dataset].source, task, family))
     return problems
+
+
+def _task_type_mismatch(name: str, source: str, task: TaskParams, family) -> list[str]:
+    """A QA or NER dataset with a classification family (or the reverse), named before any work.
+
+    Known for registered sources from the registry; for another Hub id only after download (the
+    sweep checks it again against the downloaded dataset's task type)."""
+    from metahpo.data import source_task_type
+
+    try:
+        declared = source_task_type(source)
+    except MetahpoError:
+        return []  # already reported under datasets.<name>.source
+    needed = family.task_type
+    if declared is None or declared == needed:
+        return []
+    return [
+        f"tasks.{name}: dataset {task.dataset!r} ({source}) is {declared} but family {task.family!r} "
+        f"is {needed}; pair it with a {declared} family"
+    ]
 
 
 def _format(err: ValidationError, prefix: str = "") -> list[str]:

@@ -120,7 +120,8 @@ def trial_row(task: str, dataset: str, family: str, trial: dict[str, Any], resul
         "seed": trial["seed"],
         **{f"hp.{name}": value for name, value in config.items()},
         "config": json.dumps(config),
-        **result.metrics(),  # state, message, epochs_run, curve_*, val_metric, test_*, seconds, device
+        **result.metrics(),  # state, message, epochs_run, curve_*, metric, val_metric, test_*, seconds, device
+        "test_metrics": json.dumps(result.test_metrics, sort_keys=True),  # a JSON object: Parquet-stable
     }
 
 
@@ -138,15 +139,10 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run (or finish) the sweep of ``task`` on the prepared dataset in ``data_dir``; write ``out_path``."""
     spec = params.tasks[task]
-    family = FAMILIES.get(spec.family)
+    family = FAMILIES.get(params.registered_family(spec.family))
     family_params = params.families[spec.family]
     dataset_dict, info = metahpo.data.load_prepared(data_dir)
-    modality = info.get("modality")
-    if modality not in family.modalities:
-        raise MetahpoError(
-            f"task {task}: dataset {spec.dataset!r} is {modality} data, but model family {spec.family!r} "
-            f"accepts only {', '.join(family.modalities)}; pair the dataset with another family"
-        )
+    family.check_dataset(info, task)
     device = resolve_device(params.device)
     trials = planned_trials(task, params)
     if not trials:

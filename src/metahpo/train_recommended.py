@@ -13,7 +13,7 @@ from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.io import read_json, write_json
 
-DVCLIVE_METRICS = ("train_loss", "val_loss", "val_accuracy", "seconds")
+DVCLIVE_METRICS = ("train_loss", "val_loss", "val_metric", "seconds")
 
 
 def convergence(
@@ -81,9 +81,10 @@ def train_recommended(
     recommendation = read_recommendation(recommendations_path, task, family_params.space)
     config = recommendation["config"]
 
-    family = FAMILIES.get(family_name)
+    family = FAMILIES.get(params.registered_family(family_name))
     options = family.options(family_params.options)
     dsdict, info = load_prepared(data_dir)
+    family.check_dataset(info, task)
     data = family.prepare(dsdict, info, options)
     threshold = params.train_recommended.convergence_threshold
 
@@ -94,7 +95,7 @@ def train_recommended(
             def log_epoch(epoch: int, record: dict[str, float]) -> None:
                 live.log_metric("train_loss", record["train_loss"])
                 live.log_metric("val_loss", record["val_loss"])
-                live.log_metric("val_accuracy", record["val_metric"])
+                live.log_metric("val_metric", record["val_metric"])
                 live.log_metric("seconds", record["seconds"])
                 live.next_step()
 
@@ -129,9 +130,12 @@ def train_recommended(
             "method": recommendation.get("method"),
             "state": result.state,
             "message": result.message,
-            "test_accuracy": result.test_accuracy,
-            "test_macro_f1": result.test_macro_f1,
+            "metric": result.metric,  # the family's primary metric: what val_metric and test_metric measure
             "val_metric": result.val_metric,
+            "test_metric": result.test_metric,
+            "test_metrics": result.test_metrics,  # every test metric of the task type
+            "test_accuracy": result.test_accuracy,  # classification only (NaN otherwise)
+            "test_macro_f1": result.test_macro_f1,  # classification only (NaN otherwise)
             "best_val_metric": max(finite_curve) if finite_curve else None,
             "seconds": result.seconds,
             "epochs_run": result.epochs_run,

@@ -16,9 +16,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel
-from sklearn.metrics import accuracy_score, f1_score
 
 from metahpo.errors import MetahpoError
 from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit
@@ -38,11 +36,14 @@ class TrainResult:
     epochs_run: int
     curve_train_loss: list[float] = field(default_factory=list)
     curve_val_loss: list[float] = field(default_factory=list)
-    curve_val_metric: list[float] = field(default_factory=list)  # validation accuracy per epoch
+    curve_val_metric: list[float] = field(default_factory=list)  # the family's primary metric per epoch
     curve_seconds: list[float] = field(default_factory=list)
-    val_metric: float = NAN  # last epoch's validation accuracy
-    test_accuracy: float = NAN
-    test_macro_f1: float = NAN
+    metric: str = ""  # name of the primary metric (accuracy, f1, ...)
+    val_metric: float = NAN  # last epoch's validation primary metric
+    test_metric: float = NAN  # test primary metric
+    test_metrics: dict[str, float] = field(default_factory=dict)  # every test metric of the task type
+    test_accuracy: float = NAN  # classification only
+    test_macro_f1: float = NAN  # classification only
     seconds: float = NAN
     device: str = ""
     model: Optional[torch.nn.Module] = None  # only with keep_model=True (on the CPU, eval mode)
@@ -160,10 +161,14 @@ def train_model(
         curve_val_metric=run.curves["val_metric"],
         curve_seconds=run.curves["seconds"],
         device=describe_device(device),
+        metric=family.primary_metric,
     )
     if state == "ok":
         result.val_metric = run.curves["val_metric"][-1] if run.curves["val_metric"] else NAN
-        result.test_accuracy, result.test_macro_f1 = run.test_scores
+        result.test_metrics = run.test_scores
+        result.test_metric = float(run.test_scores[family.primary_metric])
+        result.test_accuracy = float(run.test_scores.get("accuracy", NAN))
+        result.test_macro_f1 = float(run.test_scores.get("macro_f1", NAN))
         if keep_model:
             result.model = run.model.cpu().eval()
     run.model = None
@@ -191,7 +196,7 @@ class _Run:
         )
         self.curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_metric": [], "seconds": []}
         self.model: Optional[torch.nn.Module] = None
-        self.test_scores = (NAN, NAN)
+        self.test_scores: dict[str, float] = {}
 
     def fit(self) -> None:
         seed_everything(self.seed)
@@ -207,8 +212,8 @@ class _Run:
         for epoch in range(1, self.epochs + 1):
             started = time.perf_counter()
             train_loss = self._train_epoch(epoch, optimizer, scheduler, shuffle)
-            val_loss, val_predictions = self._evaluate(self.data.validation)
-            val_metric = float(accuracy_score(self.data.validation.labels.numpy(), val_predictions))
+            val_loss, val_scores = self._evaluate(self.data.validation)
+            val_metric = float(val_scores[self.family.primary_metric])
             seconds = time.perf_counter() - started
             record = {"train_loss": train_loss, "val_loss": val_loss, "val_metric": val_metric, "seconds": seconds}
             for name, value in record.items():
@@ -216,12 +221,7 @@ class _Run:
             if self.on_epoch is not None:
                 self.on_epoch(epoch, dict(record))
 
-        _, test_predictions = self._evaluate(self.data.test)
-        test_labels = self.data.test.labels.numpy()
-        self.test_scores = (
-            float(accuracy_score(test_labels, test_predictions)),
-            float(f1_score(test_labels, test_predictions, average="macro", zero_division=0)),
-        )
+        _, self.test_scores = self._evaluate(self.data.test)
 
     def _train_epoch(self, epoch, optimizer, scheduler, shuffle: torch.Generator) -> float:
         self.model.train()
@@ -230,8 +230,7 @@ class _Run:
         for step, index in enumerate(order.split(self.batch_size), start=1):
             inputs, labels = self._to_device(*self.data.train.batch(index))
             with self.autocast:
-                logits = self.model(**inputs)
-            loss = F.cross_entropy(logits.float(), labels)
+                loss, _ = self.family.step(self.model, inputs, labels)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise Diverged(f"training loss became {loss_value} at epoch {epoch}, step {step}")
@@ -245,17 +244,17 @@ class _Run:
         return loss_sum / rows
 
     @torch.inference_mode()
-    def _evaluate(self, split: PreparedSplit) -> tuple[float, np.ndarray]:
-        """Mean cross-entropy and predicted classes over a whole split."""
+    def _evaluate(self, split: PreparedSplit) -> tuple[float, dict[str, float]]:
+        """Mean loss and the family's metrics over a whole split."""
         self.model.eval()
         loss_sum, predictions = 0.0, []
         for index in torch.arange(len(split)).split(self.eval_batch_size):
             inputs, labels = self._to_device(*split.batch(index))
             with self.autocast:
-                logits = self.model(**inputs)
-            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-            predictions.append(logits.argmax(dim=1).cpu())
-        return loss_sum / max(1, len(split)), torch.cat(predictions).numpy()
+                loss, outputs = self.family.step(self.model, inputs, labels)
+            loss_sum += loss.item() * len(index)
+            predictions.append(self.family.predictions(outputs))
+        return loss_sum / max(1, len(split)), self.family.score(split, predictions)
 
     def _to_device(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor):
         non_blocking = self.device.type == "cuda"

@@ -1,7 +1,7 @@
-"""Datasets: the source registry, download to canonical ``input`` / ``label`` columns, reading back.
+"""Datasets: the source registry, download to the canonical columns of each task type, reading back.
 
-``DATASETS`` and ``check_source`` import nothing heavy (config validation uses them); the rest
-loads ``datasets`` on first use.
+``DATASETS``, ``check_source`` and ``source_task_type`` import nothing heavy (config validation uses
+them); the rest loads ``datasets`` on first use.
 """
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from metahpo.data.sources import DATASETS, BundledSource, HubSource, check_source, resolve_source
+from metahpo.data.sources import (
+    DATASETS,
+    TASK_TYPES,
+    BundledSource,
+    HubSource,
+    check_source,
+    resolve_source,
+    source_task_type,
+)
 
 _LAZY = {
     "download_dataset": "metahpo.data.prepare",
@@ -21,7 +29,9 @@ _LAZY = {
     "ColumnPlan": "metahpo.data.columns",
 }
 
-__all__ = ["DATASETS", "BundledSource", "HubSource", "check_source", "resolve_source", *_LAZY]
+__all__ = [
+    "DATASETS", "TASK_TYPES", "BundledSource", "HubSource", "check_source", "resolve_source", "source_task_type", *_LAZY,
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

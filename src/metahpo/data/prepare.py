@@ -1,8 +1,9 @@
-"""download: any source -> ``results/data/<dataset>/`` with canonical ``input`` / ``label`` columns.
+"""download: any source -> ``results/data/<dataset>/`` with the canonical columns of its task type.
 
-The steps, in order: load the raw DatasetDict (bundled, offline mirror or Hub), find the columns
-from the features, map split names, carve missing splits from train, subsample each split, and only
-then decode and convert the rows that are kept (decoding 60000 PNGs to keep 2000 would be wasteful).
+The steps, in order: load the raw DatasetDict (bundled, offline mirror or Hub), find the task type
+and columns from the features (and a sample of string values), map split names, carve missing
+splits from train, subsample each split, and only then decode and convert the rows that are kept
+(decoding 60000 PNGs to keep 2000 would be wasteful).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from tqdm.auto import tqdm
 
 from metahpo.config import Params
 from metahpo.data.columns import IMAGE, TABULAR, TEXT, ColumnPlan, detect_columns
-from metahpo.data.sources import BundledSource, HubSource, resolve_source
+from metahpo.data.sources import (
+    CLASSIFICATION,
+    EXTRACTIVE_QA,
+    TOKEN_CLASSIFICATION,
+    BundledSource,
+    HubSource,
+    resolve_source,
+)
 from metahpo.data.splits import CANONICAL_SPLITS, VALIDATION_ALIASES, carve, subsample
 from metahpo.errors import DataError
 from metahpo.io import atomic_dir, read_json, write_json
@@ -28,6 +36,19 @@ from metahpo.io import atomic_dir, read_json, write_json
 INFO_FILE = "metahpo.json"
 MIRROR_ENV = "METAHPO_HF_MIRROR"
 HUB_PROBE_SECONDS = 3.0
+DETECTION_SAMPLE_ROWS = 256  # string values read to tell id / question / context columns apart
+
+QA_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "context": datasets.Value("string"),
+        "answers": {
+            "text": datasets.List(datasets.Value("string")),
+            "answer_start": datasets.List(datasets.Value("int32")),
+        },
+    }
+)
 
 
 # --- loading the raw data -----------------------------------------------------------------------
@@ -161,7 +182,7 @@ def _tabular(split: datasets.Dataset, columns: list[str]) -> np.ndarray:
     )
 
 
-def _convert(split: datasets.Dataset, plan: ColumnPlan, label_feature, dataset: str, split_name: str):
+def _convert_classification(split: datasets.Dataset, plan: ColumnPlan, features, dataset: str, split_name: str):
     labels = _arrow_column(split, plan.label_column).to_numpy(zero_copy_only=False).astype(np.int64)
     if plan.modality == IMAGE:
         values = _images(split, plan.input_columns[0], dataset, split_name)
@@ -172,16 +193,67 @@ def _convert(split: datasets.Dataset, plan: ColumnPlan, label_feature, dataset: 
     else:
         values = _tabular(split, plan.input_columns)
         input_feature = datasets.List(datasets.Value("float32"), length=values.shape[1])
-    features = datasets.Features({"input": input_feature, "label": label_feature})
-    return datasets.Dataset.from_dict({"input": values, "label": labels}, features=features)
+    canonical = datasets.Features({"input": input_feature, "label": features[plan.label_column]})
+    return datasets.Dataset.from_dict({"input": values, "label": labels}, features=canonical)
+
+
+def _convert_qa(split: datasets.Dataset, plan: ColumnPlan, source_split: str, rows: np.ndarray):
+    roles = plan.roles
+    # without an id column, the source position names the row: stable across runs and splits
+    ids = (
+        [str(value) for value in _arrow_column(split, roles["id"]).to_pylist()]
+        if "id" in roles
+        else [f"{source_split}-{row}" for row in rows]
+    )
+    answers = [
+        {"text": list(item["text"]), "answer_start": [int(start) for start in item["answer_start"]]}
+        for item in _arrow_column(split, roles["answers"]).to_pylist()
+    ]
+    columns = {
+        "id": ids,
+        "question": [text or "" for text in _arrow_column(split, roles["question"]).to_pylist()],
+        "context": [text or "" for text in _arrow_column(split, roles["context"]).to_pylist()],
+        "answers": answers,  # empty lists: unanswerable, kept
+    }
+    return datasets.Dataset.from_dict(columns, features=QA_FEATURES)
+
+
+def _convert_tokens(split: datasets.Dataset, plan: ColumnPlan, features):
+    tag_feature = features[plan.roles["tags"]].feature
+    canonical = datasets.Features(
+        {"tokens": datasets.List(datasets.Value("string")), "tags": datasets.List(tag_feature)}
+    )
+    columns = {
+        "tokens": [[token or "" for token in row] for row in _arrow_column(split, plan.roles["tokens"]).to_pylist()],
+        "tags": _arrow_column(split, plan.roles["tags"]).to_pylist(),
+    }
+    return datasets.Dataset.from_dict(columns, features=canonical)
+
+
+def _convert(split, plan: ColumnPlan, features, dataset: str, split_name: str, source_split: str, rows: np.ndarray):
+    if plan.task_type == EXTRACTIVE_QA:
+        return _convert_qa(split, plan, source_split, rows)
+    if plan.task_type == TOKEN_CLASSIFICATION:
+        return _convert_tokens(split, plan, features)
+    return _convert_classification(split, plan, features, dataset, split_name)
+
+
+def _string_sample(split: datasets.Dataset) -> dict[str, list]:
+    """Values of the string columns at rows spread evenly over the split (deterministic, no seed)."""
+    strings = [name for name, feature in split.features.items()
+               if isinstance(feature, datasets.Value) and feature.dtype in {"string", "large_string"}]  # fmt: skip
+    if not strings or not len(split):
+        return {}
+    rows = np.unique(np.linspace(0, len(split) - 1, min(DETECTION_SAMPLE_ROWS, len(split))).astype(np.int64))
+    sampled = split.select_columns(strings).select(rows)
+    return {name: _arrow_column(sampled, name).to_pylist() for name in strings}
 
 
 def _input_shape(converted: datasets.Dataset, modality: str) -> list[int] | None:
-    feature = converted.features["input"]
     if modality == IMAGE:
-        return list(feature.shape)
+        return list(converted.features["input"].shape)
     if modality == TABULAR:
-        return [feature.length]
+        return [converted.features["input"].length]
     return None
 
 
@@ -195,38 +267,62 @@ def download_dataset(name: str, params: Params, out_dir: str | os.PathLike) -> d
     spec = params.datasets[name]
     raw, origin = _load_raw(name, params)
     splits, ignored_splits = _canonical_splits(raw, name)
-    plan = detect_columns(next(iter(splits.values())).features, dataset=name)
-    label_feature = next(iter(splits.values())).features[plan.label_column]
+    first = next(iter(splits.values()))
+    features = first.features
+    # the source's defaults (e.g. conll2003's tags), overridden per role by params
+    columns = {**getattr(resolve_source(spec.source), "columns", {}), **(spec.columns or {})}
+    plan = detect_columns(features, dataset=name, columns=columns, sample=_string_sample(first))
 
-    labels = {
-        split_name: _arrow_column(split, plan.label_column).to_numpy(zero_copy_only=False).astype(np.int64)
-        for split_name, split in splits.items()
-    }
+    # only classification has one label per row to drop unlabelled rows and stratify by
+    labels = (
+        {
+            split_name: _arrow_column(split, plan.label_column).to_numpy(zero_copy_only=False).astype(np.int64)
+            for split_name, split in splits.items()
+        }
+        if plan.task_type == CLASSIFICATION
+        else None
+    )
     assignment, carved = carve(
-        labels, params.download.test_fraction, params.download.validation_fraction, params.seed, name
+        {split_name: len(split) for split_name, split in splits.items()},
+        labels,
+        params.download.test_fraction,
+        params.download.validation_fraction,
+        params.seed,
+        name,
     )
     limits = {"train": spec.max_train, "validation": spec.max_validation, "test": spec.max_test}
     converted = {}
     for split_name in CANONICAL_SPLITS:
         source_split, rows = assignment[split_name]
-        rows = subsample(rows, labels[source_split], limits[split_name], params.seed, split_name)
+        source_labels = None if labels is None else labels[source_split]
+        rows = subsample(rows, source_labels, limits[split_name], params.seed, split_name)
         converted[split_name] = _convert(
-            splits[source_split].select(rows), plan, label_feature, name, split_name
+            splits[source_split].select(rows), plan, features, name, split_name, source_split, rows
         )
     prepared = datasets.DatasetDict(converted)
 
+    if plan.task_type == CLASSIFICATION:
+        label_names = list(features[plan.label_column].names)
+        input_column = plan.input_columns[0] if plan.modality != TABULAR else plan.input_columns
+    elif plan.task_type == TOKEN_CLASSIFICATION:
+        label_names = list(features[plan.label_column].feature.names)
+        input_column = plan.roles["tokens"]
+    else:
+        label_names, input_column = [], plan.input_columns
     info = {
         "dataset": name,
         "source": spec.source,
         "config_name": spec.config_name,
         "origin": origin,
+        "task_type": plan.task_type,
         "modality": plan.modality,
-        "input_column": plan.input_columns[0] if plan.modality != TABULAR else plan.input_columns,
+        "input_column": input_column,
         "label_column": plan.label_column,
+        "columns": plan.roles,
         "ignored_columns": plan.ignored_columns,
         "ignored_splits": ignored_splits,
-        "num_classes": label_feature.num_classes,
-        "label_names": list(label_feature.names),
+        "num_classes": len(label_names) if label_names else None,
+        "label_names": label_names,
         "input_shape": _input_shape(converted["train"], plan.modality),
         "split_sizes": {split_name: len(split) for split_name, split in converted.items()},
         "source_split_sizes": {split_name: len(split) for split_name, split in splits.items()},
@@ -247,8 +343,18 @@ def load_prepared(path: str | os.PathLike) -> tuple[datasets.DatasetDict, dict[s
     return datasets.load_from_disk(str(path)), read_json(path / INFO_FILE)
 
 
+def _require_classification(info: dict[str, Any]) -> None:
+    task_type = info.get("task_type", CLASSIFICATION)  # folders written before task types were classification
+    if task_type != CLASSIFICATION:
+        raise DataError(
+            f"dataset {info['dataset']!r} is {task_type}: it has no input/label columns; read its canonical "
+            "columns (docs/ARCHITECTURE.md) instead"
+        )
+
+
 def input_array(split: datasets.Dataset, info: dict[str, Any]):
     """A prepared split's inputs: uint8 (N, H, W, C) images, float32 (N, d) tabular, or a list of str."""
+    _require_classification(info)
     if info["modality"] == TEXT:
         return _arrow_column(split, "input").to_pylist()
     # the numpy formatter widens uint8 to int64: cast back

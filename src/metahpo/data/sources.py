@@ -1,18 +1,29 @@
 """Where datasets come from: the ``DATASETS`` registry. Adding a source touches only this file.
 
 Importing this module is cheap (no ``datasets``, no scikit-learn): config validation calls
-``check_source`` for every dataset in params.yaml. The loaders import their libraries lazily.
+``check_source`` (and ``source_task_type``, to pair datasets with model families) for every dataset
+in params.yaml. Each registered source declares its task type; the loaders import their libraries lazily.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Callable, Union
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
 
 from metahpo.registry import Registry, UnknownNameError
 
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+CLASSIFICATION, EXTRACTIVE_QA, TOKEN_CLASSIFICATION = "classification", "extractive_qa", "token_classification"
+TASK_TYPES = (CLASSIFICATION, EXTRACTIVE_QA, TOKEN_CLASSIFICATION)
+# the canonical roles a source column can be assigned to with ``datasets.<name>.columns``, per task type
+ROLES_BY_TASK_TYPE = {
+    CLASSIFICATION: ("input", "label"),
+    EXTRACTIVE_QA: ("id", "question", "context", "answers"),
+    TOKEN_CLASSIFICATION: ("tokens", "tags"),
+}
+COLUMN_ROLES = tuple(dict.fromkeys(role for roles in ROLES_BY_TASK_TYPE.values() for role in roles))
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,7 @@ class BundledSource:
 
     load: Callable[[], "object"]  # () -> datasets.DatasetDict
     description: str
+    task_type: str = CLASSIFICATION
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,10 @@ class HubSource:
 
     hub_id: str
     description: str = ""
+    # declared so config validation can match dataset and model family without loading anything
+    task_type: Optional[str] = None  # None: unknown until the features are read (an unregistered id)
+    # role -> column defaults for an ambiguous source; datasets.<name>.columns overrides them per role
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 Source = Union[BundledSource, HubSource]
@@ -44,6 +60,12 @@ def check_source(source: str) -> None:
         f"unknown dataset source {source!r}; valid names: {', '.join(DATASETS.names())}; "
         "or give a Hugging Face Hub id shaped like org/name"
     )
+
+
+def source_task_type(source: str) -> Optional[str]:
+    """The declared task type of a registered source; None for a Hub id (known only after download)."""
+    check_source(source)
+    return DATASETS.get(source).task_type if source in DATASETS else None
 
 
 def resolve_source(source: str) -> Source:
@@ -103,9 +125,22 @@ DATASETS.register("iris", BundledSource(_tabular_loader("load_iris"), "scikit-le
 
 # --- Hugging Face Hub ---------------------------------------------------------------------------
 
-DATASETS.register("mnist", HubSource("ylecun/mnist", "28x28 grayscale digits, 10 classes"))
-DATASETS.register("fashion_mnist", HubSource("zalando-datasets/fashion_mnist", "28x28 grayscale clothing, 10 classes"))
-DATASETS.register("cifar10", HubSource("uoft-cs/cifar10", "32x32 colour images, 10 classes"))
-DATASETS.register("imdb", HubSource("stanfordnlp/imdb", "movie review sentiment, 2 classes"))
-DATASETS.register("ag_news", HubSource("fancyzhx/ag_news", "news topic, 4 classes"))
-DATASETS.register("yelp_review_full", HubSource("Yelp/yelp_review_full", "review stars, 5 classes"))
+DATASETS.register("mnist", HubSource("ylecun/mnist", "28x28 grayscale digits, 10 classes", CLASSIFICATION))
+DATASETS.register(
+    "fashion_mnist",
+    HubSource("zalando-datasets/fashion_mnist", "28x28 grayscale clothing, 10 classes", CLASSIFICATION),
+)
+DATASETS.register("cifar10", HubSource("uoft-cs/cifar10", "32x32 colour images (column img), 10 classes", CLASSIFICATION))
+DATASETS.register("imdb", HubSource("stanfordnlp/imdb", "movie review sentiment, 2 classes", CLASSIFICATION))
+DATASETS.register("ag_news", HubSource("fancyzhx/ag_news", "news topic, 4 classes", CLASSIFICATION))
+DATASETS.register("yelp_review_full", HubSource("Yelp/yelp_review_full", "review stars, 5 classes", CLASSIFICATION))
+DATASETS.register(
+    "squad_v2",
+    HubSource("rajpurkar/squad_v2", "extractive QA with unanswerable questions (SQuAD 2.0)", EXTRACTIVE_QA),
+)
+# three tag columns (pos_tags, chunk_tags, ner_tags): the seed experiments are named-entity recognition
+DATASETS.register(
+    "conll2003",
+    HubSource("eriktks/conll2003", "named-entity recognition, IOB2 tags (CoNLL-2003)", TOKEN_CLASSIFICATION,
+              columns={"tags": "ner_tags"}),
+)  # fmt: skip

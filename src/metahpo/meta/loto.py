@@ -12,9 +12,8 @@ from metahpo.meta.methods import METHODS, FamilyMetaModel, Ranking, default_rank
 from metahpo.meta.tasks import CandidateGrid, TaskSweep, configs_json
 
 LOTO_COLUMNS = (
-    "task", "family", "method", "k", "regret", "val_metric", "test_accuracy", "test_macro_f1",
-    "runs", "seconds", "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_accuracy",
-    "configs", "note",
+    "task", "family", "method", "k", "regret", "metric", "val_metric", "test_metric", "runs", "seconds",
+    "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_metric", "configs", "note",
 )  # fmt: skip
 
 
@@ -22,13 +21,16 @@ def _grid_best(held_out: TaskSweep) -> tuple[float, float]:
     best = held_out.best_index
     if best is None:
         return math.nan, math.nan
-    return float(held_out.val_metric[best]), float(held_out.test_accuracy[best])
+    return float(held_out.val_metric[best]), float(held_out.test_metric[best])
 
 
 def loto_rows(
     held_out: TaskSweep, grid: CandidateGrid, method: str, ranking: Optional[Ranking], top_k: list[int], note: str
 ) -> list[dict[str, Any]]:
-    """One row per k: the best-of-top-k regret and the top-1's held-out metrics (NaN when unfitted)."""
+    """One row per k: the best-of-top-k regret and the top-1's held-out scores (NaN when unfitted).
+
+    ``metric`` names the held-out task's primary metric, which val_metric and test_metric measure.
+    """
     grid_best_val, grid_best_test = _grid_best(held_out)
     rows = []
     for k in top_k:
@@ -37,16 +39,16 @@ def loto_rows(
             "family": held_out.family,
             "method": method,
             "k": int(k),
+            "metric": held_out.metric,
             "grid_runs": held_out.grid_runs,
             "grid_seconds": held_out.grid_seconds,
             "grid_best_val_metric": grid_best_val,
-            "grid_best_test_accuracy": grid_best_test,
+            "grid_best_test_metric": grid_best_test,
             "note": note,
         }
         if ranking is None:
             row.update(
-                regret=math.nan, val_metric=math.nan, test_accuracy=math.nan, test_macro_f1=math.nan,
-                runs=0, seconds=math.nan, configs="[]",
+                regret=math.nan, val_metric=math.nan, test_metric=math.nan, runs=0, seconds=math.nan, configs="[]",
             )  # fmt: skip
         else:
             chosen = ranking.indices[:k]
@@ -54,8 +56,7 @@ def loto_rows(
             row.update(
                 regret=held_out.regret(chosen),
                 val_metric=float(held_out.val_metric[top1]),
-                test_accuracy=float(held_out.test_accuracy[top1]),
-                test_macro_f1=float(held_out.test_macro_f1[top1]),
+                test_metric=float(held_out.test_metric[top1]),
                 runs=len(chosen),
                 seconds=float(np.nansum(held_out.seconds[chosen])),
                 configs=configs_json(grid, chosen),

@@ -1,7 +1,8 @@
 """One family's candidate grid and one task's sweep, lined up candidate by candidate.
 
 Every method ranks candidates of the family's seed grid, so a recommendation can always be looked
-up in a held-out task's grid rows: its validation score, test metrics and seconds are known.
+up in a held-out task's grid rows: its validation score, test score and seconds are known. Scores
+are the family's primary metric (``metric``: accuracy for classification, f1 for QA and NER).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.io import read_json
 
-SWEEP_COLUMNS = ("task", "search", "state", "val_metric", "test_accuracy", "test_macro_f1", "seconds")
+SWEEP_COLUMNS = ("task", "search", "state", "val_metric", "test_metric", "seconds")
+DEFAULT_METRIC = "accuracy"  # sweep tables written before task types had no metric column
 
 
 def _value_key(value: Any) -> float:
@@ -115,9 +117,9 @@ class TaskSweep:
     metafeatures: dict[str, Optional[float]]
     present: np.ndarray  # bool: the candidate has a grid row
     ok: np.ndarray  # bool: ... and that row finished with state ok and a finite score
+    metric: str  # the primary metric's name: what val_metric and test_metric measure
     val_metric: np.ndarray
-    test_accuracy: np.ndarray
-    test_macro_f1: np.ndarray
+    test_metric: np.ndarray
     seconds: np.ndarray
     normalised: np.ndarray  # (s - min) / (max - min); failed and missing count as the worst (0)
     spread: float  # grid best - grid worst (0 when every ok row scored the same)
@@ -165,7 +167,7 @@ def load_task_sweep(
     n = len(grid)
     present = np.zeros(n, dtype=bool)
     ok = np.zeros(n, dtype=bool)
-    columns = {name: np.full(n, np.nan) for name in ("val_metric", "test_accuracy", "test_macro_f1", "seconds")}
+    columns = {name: np.full(n, np.nan) for name in ("val_metric", "test_metric", "seconds")}
     index_by_key = {grid.key(c): i for i, c in enumerate(grid.configs)}
     for record in rows.to_dict("records"):
         key = tuple(_value_key(record[c]) for c in hp_columns)
@@ -196,15 +198,23 @@ def load_task_sweep(
         metafeatures=load_metafeatures(metafeatures_dir, dataset),
         present=present,
         ok=ok,
+        metric=metric_name(table),
         val_metric=scores,
-        test_accuracy=columns["test_accuracy"],
-        test_macro_f1=columns["test_macro_f1"],
+        test_metric=columns["test_metric"],
         seconds=columns["seconds"],
         normalised=normalised,
         spread=spread,
         grid_runs=int(len(rows)),
         grid_seconds=float(np.nansum(rows["seconds"].to_numpy(dtype=float))),
     )
+
+
+def metric_name(table: pd.DataFrame) -> str:
+    """The primary metric a sweep table's scores measure: its ``metric`` column, else accuracy."""
+    if "metric" not in table.columns:
+        return DEFAULT_METRIC
+    names = [str(name) for name in table["metric"].dropna().unique() if str(name)]
+    return names[0] if names else DEFAULT_METRIC
 
 
 def configs_json(grid: CandidateGrid, indices: list[int]) -> str:

@@ -41,25 +41,34 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
+def prepare_images(data, info: dict[str, Any]) -> PreparedData:
+    """Canonical uint8 (H, W, C) images -> standardised float NCHW tensors under the input ``x``.
+
+    Shared by every image family (cnn, resnet18, vit); ``PreparedData.info`` holds in_channels and
+    input_shape ([H, W, C]).
+    """
+    arrays = {name: split_arrays(data[name]) for name in SPLITS}
+    # uint8 HWC -> float NCHW in [0, 1], then per-channel train mean/std
+    images = [(arrays[name][0] / 255.0).transpose(0, 3, 1, 2) for name in SPLITS]
+    scaled = standardize(*images, axis=(0, 2, 3))
+    splits = {
+        name: PreparedSplit({"x": torch.from_numpy(x).contiguous()}, torch.from_numpy(arrays[name][1]))
+        for name, x in zip(SPLITS, scaled)
+    }
+    return PreparedData(
+        **splits,
+        num_classes=int(info["num_classes"]),
+        info={"in_channels": int(scaled[0].shape[1]), "input_shape": list(arrays["train"][0].shape[1:])},
+    )
+
+
 class CNNFamily(Family):
     name = "cnn"
     modalities = ("image",)
     hyperparameters = ("lr", "batch_size", "filters", "dropout")
 
     def prepare(self, data, info: dict[str, Any], options: BaseModel) -> PreparedData:
-        arrays = {name: split_arrays(data[name]) for name in SPLITS}
-        # uint8 HWC -> float NCHW in [0, 1], then per-channel train mean/std
-        images = [(arrays[name][0] / 255.0).transpose(0, 3, 1, 2) for name in SPLITS]
-        scaled = standardize(*images, axis=(0, 2, 3))
-        splits = {
-            name: PreparedSplit({"x": torch.from_numpy(x).contiguous()}, torch.from_numpy(arrays[name][1]))
-            for name, x in zip(SPLITS, scaled)
-        }
-        return PreparedData(
-            **splits,
-            num_classes=int(info["num_classes"]),
-            info={"in_channels": int(scaled[0].shape[1]), "input_shape": list(arrays["train"][0].shape[1:])},
-        )
+        return prepare_images(data, info)
 
     def build(self, config: dict[str, Any], data: PreparedData, options: BaseModel) -> nn.Module:
         return SmallCNN(

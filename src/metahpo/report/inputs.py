@@ -15,12 +15,12 @@ import pandas as pd
 from metahpo.io import read_json
 
 SWEEP_COLUMNS = (
-    "trial_id", "search", "state", "message", "val_metric", "test_accuracy", "test_macro_f1", "seconds",
+    "trial_id", "search", "state", "message", "metric", "val_metric", "test_metric", "test_metrics", "seconds",
     "epochs_run", "curve_val_metric", "config",
 )  # fmt: skip
 LOTO_COLUMNS = (
-    "task", "method", "k", "regret", "val_metric", "test_accuracy", "test_macro_f1", "runs", "seconds",
-    "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_accuracy", "configs", "note",
+    "task", "method", "k", "regret", "metric", "val_metric", "test_metric", "runs", "seconds",
+    "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_metric", "configs", "note",
 )  # fmt: skip
 
 Loaded = tuple[Optional[Any], Optional[str]]

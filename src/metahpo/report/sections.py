@@ -19,6 +19,7 @@ from metahpo.report.tables import (
     fmt_metric,
     fmt_number,
     fmt_percent,
+    fmt_scores,
     fmt_seconds,
     is_missing,
 )
@@ -31,6 +32,7 @@ CURVE_TRIALS = 3  # learning curves of the best few trials, plus the median tria
 FAILURES_SHOWN = 10
 MESSAGE_CHARS = 300
 NOT_AVAILABLE = "not available"
+DEFAULT_TASK_TYPE = "classification"  # metahpo.json files written before task types had none
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -44,8 +46,9 @@ def pretrained_flags(params: Params) -> dict[str, Optional[bool]]:
         FAMILIES = None
     flags: dict[str, Optional[bool]] = {}
     for family, spec in params.families.items():
-        if FAMILIES is not None and family in FAMILIES:
-            flags[family] = bool(FAMILIES.get(family).pretrained)
+        registered = params.registered_family(family)
+        if FAMILIES is not None and registered in FAMILIES:
+            flags[family] = bool(FAMILIES.get(registered).pretrained)
         else:
             option = spec.options.get("pretrained")
             flags[family] = option if isinstance(option, bool) else None
@@ -83,6 +86,7 @@ def tasks_section(params: Params, results: ResultsTree) -> dict:
                 params.datasets[spec.dataset].source if spec.dataset in params.datasets else MISSING,
                 spec.family,
                 init_names[flags.get(spec.family)],
+                str(info.get("task_type", DEFAULT_TASK_TYPE)) if info else MISSING,
                 str(info.get("modality", MISSING)),
                 fmt_int(info.get("num_classes")),
                 *(fmt_int(sizes.get(split)) for split in ("train", "validation", "test")),
@@ -91,8 +95,8 @@ def tasks_section(params: Params, results: ResultsTree) -> dict:
         )
     columns = [
         ("task", False), ("dataset", False), ("source", False), ("family", False), ("weights", False),
-        ("modality", False), ("classes", True), ("train", True), ("validation", True), ("test", True),
-        ("input shape", False),
+        ("task type", False), ("modality", False), ("classes", True), ("train", True), ("validation", True),
+        ("test", True), ("input shape", False),
     ]  # fmt: skip
     return {"notes": notes, "tasks": Table.build(columns, rows), **_metafeature_tables(params, results)}
 
@@ -146,6 +150,7 @@ def sweeps_section(params: Params, results: ResultsTree) -> dict:
 
 def _sweep_block(frame: pd.DataFrame, params: Params, family: str) -> dict:
     hp_columns = [c for c in frame.columns if c.startswith("hp.")]
+    metric = _metric_of(frame)
     ok = frame[frame["state"] == "ok"].sort_values(["val_metric", "trial_id"], ascending=[False, True])
     states = list(STATES) + sorted(set(frame["state"].astype(str)) - set(STATES))
     counts = Table.build(
@@ -155,16 +160,16 @@ def _sweep_block(frame: pd.DataFrame, params: Params, family: str) -> dict:
     top_rows = [
         [str(row.trial_id), str(row.search)]
         + [fmt_number(row[c]) for c in hp_columns]
-        + [fmt_metric(row[c]) for c in ("val_metric", "test_accuracy", "test_macro_f1")]
+        + [fmt_metric(row.val_metric), fmt_metric(row.test_metric), fmt_scores(row.test_metrics)]
         + [fmt_seconds(row.seconds)]
         for _, row in ok.head(TOP_TRIALS).iterrows()
     ]
     top = Table.build(
         [("trial", False), ("search", False)]
         + [(c.removeprefix("hp."), True) for c in hp_columns]
-        + [("val metric", True), ("test accuracy", True), ("test macro-F1", True), ("seconds", True)],
+        + [(f"val {metric}", True), (f"test {metric}", True), ("all test metrics", False), ("seconds", True)],
         top_rows,
-        caption=f"top {TOP_TRIALS} by val metric",
+        caption=f"top {TOP_TRIALS} by val {metric}",
     )
     failed = frame[frame["state"] != "ok"].sort_values("trial_id").head(FAILURES_SHOWN)
     failures = Table.build(
@@ -181,6 +186,11 @@ def _sweep_block(frame: pd.DataFrame, params: Params, family: str) -> dict:
         "hp_figure": _hp_figure(ok, hp_columns, params, family) if len(ok) and hp_columns else None,
         "curves_figure": _curves_figure(ok) if len(ok) else None,
     }
+
+
+def _metric_of(rows: pd.DataFrame) -> str:
+    """The primary metric of one task's rows (sweep or LOTO): every row of a task names the same."""
+    return str(rows["metric"].iloc[0]) if len(rows) else MISSING
 
 
 def _shorten(message: Any) -> str:
@@ -234,8 +244,9 @@ def loto_section(params: Params, results: ResultsTree) -> dict:
         method_order=loto["method"].map(methods.index),
         seconds_share=loto["seconds"] / loto["grid_seconds"].where(loto["grid_seconds"] > 0),
     )
+    tasks = list(params.tasks) + sorted(set(loto["task"]) - set(params.tasks))
     blocks = []
-    for task in list(params.tasks) + sorted(set(loto["task"]) - set(params.tasks)):
+    for task in tasks:
         rows = loto[loto["task"] == task].sort_values(["method_order", "k"])
         if rows.empty:
             blocks.append({"task": task, "notes": [f"not available: {task} has no rows in meta/loto.parquet"]})
@@ -246,8 +257,11 @@ def loto_section(params: Params, results: ResultsTree) -> dict:
         for column in ("regret", "seconds_share")
     )
     summaries = [
-        _pivot_table(mean_regret, fmt_metric, "mean regret (grid-best val metric minus the method's)"),
+        _pivot_table(
+            mean_regret, fmt_metric, "mean regret: (grid-best val metric - best of the k) / (grid best - grid worst)"
+        ),
         _pivot_table(mean_share, fmt_percent, "mean seconds spent, as a share of the whole grid's"),
+        _top1_test_table(loto, methods, tasks),
     ]
     figure = figures.grouped_bar_figure(
         [f"k={k}" for k in ks],
@@ -260,26 +274,43 @@ def loto_section(params: Params, results: ResultsTree) -> dict:
 
 def _loto_task_table(rows: pd.DataFrame) -> Table:
     first = rows.iloc[0]
+    metric = _metric_of(rows)
     body = [
         [
-            str(r.method), fmt_int(r.k), fmt_metric(r.regret), fmt_metric(r.val_metric), fmt_metric(r.test_accuracy),
-            fmt_metric(r.test_macro_f1), fmt_int(r.runs), fmt_seconds(r.seconds), fmt_percent(r.seconds_share),
-            fmt_config(r.configs), MISSING if is_missing(r.note) or not str(r.note) else str(r.note),
+            str(r.method), fmt_int(r.k), fmt_metric(r.regret), fmt_metric(r.val_metric), fmt_metric(r.test_metric),
+            fmt_int(r.runs), fmt_seconds(r.seconds), fmt_percent(r.seconds_share), fmt_config(r.configs),
+            MISSING if is_missing(r.note) or not str(r.note) else str(r.note),
         ]
         for _, r in rows.iterrows()
     ]  # fmt: skip
     grid_best = [
         "grid (best)", fmt_int(first.grid_runs), fmt_metric(0.0), fmt_metric(first.grid_best_val_metric),
-        fmt_metric(first.grid_best_test_accuracy), MISSING, fmt_int(first.grid_runs), fmt_seconds(first.grid_seconds),
+        fmt_metric(first.grid_best_test_metric), fmt_int(first.grid_runs), fmt_seconds(first.grid_seconds),
         fmt_percent(1.0), "every grid config", MISSING,
     ]  # fmt: skip
     columns = [
-        ("method", False), ("k", True), ("regret", True), ("val metric", True), ("test accuracy", True),
-        ("test macro-F1", True), ("runs", True), ("seconds", True), ("of grid seconds", True),
-        ("configs", False), ("note", False),
+        ("method", False), ("k", True), ("regret", True), (f"val {metric}", True), (f"test {metric}", True),
+        ("runs", True), ("seconds", True), ("of grid seconds", True), ("configs", False), ("note", False),
     ]  # fmt: skip
     caption = f"grid: {fmt_int(first.grid_runs)} runs, {fmt_seconds(first.grid_seconds)} s"
     return Table.build(columns, body + [grid_best], caption=caption)
+
+
+def _top1_test_table(loto: pd.DataFrame, methods: list[str], tasks: list[str]) -> Table:
+    """Per task (in its own primary metric): the grid best's test score and each method's top-1's."""
+    top1 = loto[loto["k"] == loto["k"].min()]  # the top-1 config is the same whatever k
+    rows = []
+    for task in tasks:
+        task_rows = top1[top1["task"] == task]
+        if task_rows.empty:
+            continue
+        test_by_method = task_rows.groupby("method")["test_metric"].first()
+        rows.append(
+            [task, _metric_of(task_rows), fmt_metric(task_rows["grid_best_test_metric"].iloc[0])]
+            + [fmt_metric(test_by_method.get(method)) for method in methods]
+        )
+    columns = [("task", False), ("metric", False), ("grid (best)", True)] + [(method, True) for method in methods]
+    return Table.build(columns, rows, caption="test score of each method's top-1 config, in each task's metric")
 
 
 def _pivot_table(pivot: pd.DataFrame, fmt, caption: str) -> Table:
@@ -298,16 +329,21 @@ def convergence_section(params: Params, results: ResultsTree) -> dict:
     trained, notes = _load_each(
         list(params.tasks), results.train_metrics, results.missing_stage("train", "train_recommended")
     )
+    columns = [
+        ("task", False), ("method", False), ("recommended config", False), ("state", False), ("metric", False),
+        ("test", True), ("all test metrics", False), ("best val", True), ("threshold", True),
+        ("epochs to threshold / run", True), ("seconds to threshold", True), ("total seconds", True),
+        ("grid seconds", True), ("of grid seconds", True),
+    ]  # fmt: skip
     rows = []
     for task in params.tasks:
         metrics = trained.get(task)
         if metrics is None:
             recommended = recommendations.get(task, {})
-            rows.append(
-                [task, str(recommended.get("method", MISSING)), fmt_config(recommended.get("config")), NOT_AVAILABLE]
-                + [MISSING] * 7
-                + [fmt_seconds(grid_seconds.get(task)), MISSING]
-            )
+            known = [task, str(recommended.get("method", MISSING)), fmt_config(recommended.get("config"))]
+            grid_columns = [fmt_seconds(grid_seconds.get(task)), MISSING]  # grid seconds, of grid seconds
+            unknown = [MISSING] * (len(columns) - len(known) - 1 - len(grid_columns))
+            rows.append(known + [NOT_AVAILABLE] + unknown + grid_columns)
             continue
         seconds = metrics.get("seconds")
         grid = grid_seconds.get(task)
@@ -317,8 +353,9 @@ def convergence_section(params: Params, results: ResultsTree) -> dict:
                 str(metrics.get("method", MISSING)),
                 fmt_config(metrics.get("config")),
                 str(metrics.get("state", MISSING)),
-                fmt_metric(metrics.get("test_accuracy")),
-                fmt_metric(metrics.get("test_macro_f1")),
+                str(metrics.get("metric", MISSING)),
+                fmt_metric(metrics.get("test_metric")),
+                fmt_scores(metrics.get("test_metrics")),
                 fmt_metric(metrics.get("best_val_metric")),
                 f"{fmt_number(metrics.get('threshold'))} × best",
                 fmt_int(metrics.get("epochs_to_convergence")) + " / " + fmt_int(metrics.get("epochs_run")),
@@ -330,12 +367,6 @@ def convergence_section(params: Params, results: ResultsTree) -> dict:
         )
     if rec_note and notes:
         notes.append(f"recommendations: {rec_note}")
-    columns = [
-        ("task", False), ("method", False), ("recommended config", False), ("state", False),
-        ("test accuracy", True), ("test macro-F1", True), ("best val metric", True), ("threshold", True),
-        ("epochs to threshold / run", True), ("seconds to threshold", True), ("total seconds", True),
-        ("grid seconds", True), ("of grid seconds", True),
-    ]  # fmt: skip
     return {"notes": notes, "table": Table.build(columns, rows)}
 
 

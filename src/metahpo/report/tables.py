@@ -28,7 +28,7 @@ def fmt_fixed(value: Any, digits: int) -> str:
 
 
 def fmt_metric(value: Any) -> str:
-    """Accuracy, macro-F1, val metric, regret: fractions, 3 decimals."""
+    """Accuracy, F1, exact match, val metric, regret: fractions, 3 decimals."""
     return fmt_fixed(value, 3)
 
 
@@ -66,6 +66,27 @@ def fmt_config(config: Any) -> str:
     if isinstance(config, (list, tuple)):
         return " | ".join(fmt_config(item) for item in config)
     return MISSING if is_missing(config) else str(config)
+
+
+def fmt_scores(scores: Any) -> str:
+    """A metrics dict (or its JSON text) as compact ``name=value`` text, names in case-blind order.
+
+    Example counts (``total``, ``HasAns_total``) and metrics that do not apply to the split (NaN,
+    e.g. ``NoAns_f1`` without unanswerable questions) are left out to keep the cell short.
+    """
+    if isinstance(scores, str):
+        try:
+            scores = json.loads(scores)
+        except json.JSONDecodeError:
+            return scores
+    if not isinstance(scores, dict):
+        return MISSING
+    shown = [
+        f"{name}={fmt_metric(value)}"
+        for name, value in sorted(scores.items(), key=lambda item: item[0].lower())
+        if not is_missing(value) and name.rsplit("_", 1)[-1] != "total"
+    ]
+    return ", ".join(shown) or MISSING
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""qa families (being written)."""
