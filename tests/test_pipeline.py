@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -137,6 +138,13 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
         assert (project / f"results/train/{task}/model.safetensors").stat().st_size > 0
 
     assert _ran(_run(["dvc", "repro"], project)) == set(), "second dvc repro must execute nothing"
+
+    plots = json.loads(subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, capture_output=True,
+                                      text=True, env=ENV, check=True).stdout)
+    assert "errors" not in plots, plots["errors"]
+    for task in params["tasks"]:
+        curve = plots["data"][f"results/train/{task}/dvclive/plots/metrics/val_accuracy.tsv"]
+        assert len(curve[0]["content"]["data"]["values"]) == params["train_recommended"]["epochs"]
 
     params["meta"]["n_estimators"] = 30  # a meta-model param only
     (project / "params.yaml").write_text(yaml.safe_dump(params))

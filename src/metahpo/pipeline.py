@@ -20,6 +20,8 @@ from typing import Any, Mapping, Optional, Union
 
 import yaml
 
+from metahpo.train_recommended import DVCLIVE_METRICS  # the per-epoch files dvclive writes
+
 PARAMS_FILE = "params.yaml"
 
 
@@ -121,7 +123,8 @@ STAGES: tuple[Stage, ...] = (
         params=("seed", "device", "precision", "tasks.{key}", "families.{family}", "train_recommended"),
         outs=("results/train/{key}/model.safetensors",),
         metrics=("results/train/{key}/metrics.json",),
-        plots=("results/train/{key}/dvclive/plots",),
+        # files, not their folder: Snakemake marks folder outputs with a timestamp file DVC cannot plot
+        plots=tuple(f"results/train/{{key}}/dvclive/plots/metrics/{m}.tsv" for m in DVCLIVE_METRICS),
         gpu=True,
     ),
     Stage(
