@@ -143,7 +143,7 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
                                       text=True, env=ENV, check=True).stdout)
     assert "errors" not in plots, plots["errors"]
     for task in params["tasks"]:
-        curve = plots["data"][f"results/train/{task}/dvclive/plots/metrics/val_accuracy.tsv"]
+        curve = plots["data"][f"results/train/{task}/dvclive/plots/metrics/val_metric.tsv"]
         assert len(curve[0]["content"]["data"]["values"]) == params["train_recommended"]["epochs"]
 
     params["meta"]["n_estimators"] = 30  # a meta-model param only
