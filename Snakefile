@@ -20,6 +20,8 @@ include: "workflow/rules/metafeatures.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/fit_meta.smk"
 include: "workflow/rules/train_recommended.smk"
+include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/report.smk"
 
 

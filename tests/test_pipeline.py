@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -91,9 +92,9 @@ def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     jobs = snakemake_jobs(repo_root, repo_root / "Snakefile")
     rules = [rule for rule, _ in jobs]
     params = load_params(repo_root / "params.yaml")
-    assert rules.count("sweep") == rules.count("train_recommended") == len(params.tasks)
+    assert rules.count("sweep") == rules.count("train_recommended") == rules.count("tune") == len(params.tasks)
     assert rules.count("download") == rules.count("metafeatures") == len(params.datasets)
-    assert rules.count("fit_meta") == rules.count("report") == 1
+    assert rules.count("fit_meta") == rules.count("benchmark") == rules.count("report") == 1
 
 
 def _project_copy(repo_root: Path, dest: Path, params_file: Path) -> Path:
@@ -127,7 +128,8 @@ def _ran(output: str) -> set[str]:
 def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
-    n_jobs = 2 * len(params["datasets"]) + 2 * len(params["tasks"]) + 2
+    # per dataset: download, metafeatures; per task: sweep, tune, train_recommended; once: fit_meta, benchmark, report
+    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 3
 
     first = _run(["dvc", "repro"], project)
     assert len(_ran(first)) == n_jobs
@@ -136,6 +138,12 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
         assert f'id="{section}"' in report
     for task in params["tasks"]:
         assert (project / f"results/train/{task}/model.safetensors").stat().st_size > 0
+        tuned = pd.read_parquet(project / f"results/tune/{task}.parquet")
+        assert set(tuned["strategy"]) == {params["tune"]["strategy"], params["tune"]["baseline"]}
+    regret = pd.read_parquet(project / "results/benchmark/regret.parquet")
+    assert set(regret["strategy"]) == set(params["benchmark"]["strategies"])
+    assert set(regret["family"]) == {"mlp"}  # cnn has a single task: skipped, with a note
+    assert "note" in json.loads((project / "results/benchmark/summary.json").read_text())["families"]["cnn"]
 
     assert _ran(_run(["dvc", "repro"], project)) == set(), "second dvc repro must execute nothing"
 
@@ -149,6 +157,7 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     params["meta"]["n_estimators"] = 30  # a meta-model param only
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     rerun = _ran(_run(["dvc", "repro"], project))
+    # neither the benchmark nor the real tuning reads meta.*
     assert rerun == {"fit_meta", "report"} | {f"train_recommended@{t}" for t in params["tasks"]}
 
     dry = _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
@@ -165,7 +174,6 @@ def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, 
 
     _run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=900)
 
-    import pandas as pd
 
     for task, spec in raw["tasks"].items():
         table = pd.read_parquet(project / f"results/sweep/{task}.parquet")

@@ -17,13 +17,14 @@ import yaml
 
 from metahpo.config import Params
 from metahpo.errors import MetahpoError
+from metahpo.hpo.metrics import summarize
 from metahpo.io import write_json, write_parquet
 from metahpo.report import SECTIONS, build_report
 
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SECTION_IDS = ("tasks", "sweeps", "loto", "convergence", "provenance")
+SECTION_IDS = ("tasks", "sweeps", "loto", "strategies", "convergence", "provenance")
 TASKS = {"digits-mlp": "digits", "wine-mlp": "wine", "digits-cnn": "digits"}
 TRAINED = ("digits-mlp", "digits-cnn")  # wine-mlp has no train_recommended result
 GRID = [(lr, hidden) for lr in (0.001, 0.01, 0.1) for hidden in (64, 128)]
@@ -146,6 +147,79 @@ def _write_results(root: Path) -> None:
     )
     for task in TRAINED:
         write_json(root / "train" / task / "metrics.json", _train_metrics(task, "accuracy", 0.91234))
+
+
+# the replay benchmark of family mlp: regret per (strategy, task, seed) over trials 1..4
+BENCHMARK_REGRET = {
+    "transfer_bo": {
+        ("digits-mlp", 0): [0.2, 0.1, 0.0, 0.0], ("digits-mlp", 1): [0.1, 0.1, 0.05, 0.0],
+        ("wine-mlp", 0): [0.4, 0.2, 0.2, 0.01], ("wine-mlp", 1): [0.3, 0.3, 0.1, 0.0],
+    },
+    "random": {
+        ("digits-mlp", 0): [0.9, 0.6, 0.6, 0.3], ("digits-mlp", 1): [0.7, 0.7, 0.2, 0.2],
+        ("wine-mlp", 0): [1.0, 0.8, 0.5, 0.5], ("wine-mlp", 1): [0.8, 0.4, 0.4, 0.04],
+    },
+}  # fmt: skip
+TRIAL_SECONDS = {"digits-mlp": 2.0, "wine-mlp": 30.0}  # cumulative cost: 2..120 s, a log-scale cost axis
+SINGLE_TASK_NOTE = "family cnn has one task (digits-cnn): nothing to hold out against"
+# real tuning of digits-mlp: (state, val_metric, test_metric, seconds) per trial
+TUNE_TRIALS = {
+    "transfer_bo": [("ok", 0.90, 0.88, 2.0), ("ok", 0.95, 0.94, 3.0), ("ok", 0.93, 0.92, 2.0)],
+    "random": [("ok", 0.70, 0.69, 1.0), ("diverged", float("nan"), float("nan"), 1.0), ("ok", 0.85, 0.84, 4.0)],
+}
+
+
+def _benchmark_regret_frame() -> pd.DataFrame:
+    rows = [
+        {
+            "family": "mlp", "strategy": strategy, "task": task, "seed": seed, "trial": trial, "regret": value,
+            "cost": trial * TRIAL_SECONDS[task], "index": trial - 1, "epochs": None,
+        }
+        for strategy, runs in BENCHMARK_REGRET.items()
+        for (task, seed), values in runs.items()
+        for trial, value in enumerate(values, start=1)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _tune_frame(task: str) -> pd.DataFrame:
+    rows = []
+    for strategy, trials in TUNE_TRIALS.items():
+        best, cumulative = float("nan"), 0.0
+        for trial, (state, val, test, seconds) in enumerate(trials, start=1):
+            best, cumulative = np.fmax(best, val), cumulative + seconds
+            rows.append(
+                {
+                    "task": task, "family": "mlp", "strategy": strategy, "trial": trial,
+                    "config": json.dumps({"lr": 0.01 * trial, "hidden": 64}), "state": state, "val_metric": val,
+                    "best_val_metric": best, "test_metric": test, "seconds": seconds, "cumulative_seconds": cumulative,
+                    "note": f"baseline {HOSTILE}" if strategy == "random" else None,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _write_strategy_results(root: Path) -> None:
+    """The benchmark and tune stages' outputs (docs/ARCHITECTURE.md), for family mlp and task digits-mlp."""
+    regret = _benchmark_regret_frame()
+    write_parquet(root / "benchmark" / "regret.parquet", regret)
+    summary = {
+        "mlp": {"records": summarize(regret).to_dict("records"), "note": None},
+        "cnn": {"records": [], "note": SINGLE_TASK_NOTE},
+    }
+    write_json(root / "benchmark" / "summary.json", summary)
+    write_parquet(root / "tune" / "digits-mlp.parquet", _tune_frame("digits-mlp"))
+
+
+def _build(tmp_path: Path, with_strategies: bool) -> str:
+    results = tmp_path / "results"
+    _write_results(results)
+    if with_strategies:
+        _write_strategy_results(results)
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
+    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    return (tmp_path / "index.html").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +413,7 @@ def test_figures_are_deterministic(tmp_path):
     """A second build over the same results gives the same images."""
     results = tmp_path / "results"
     _write_results(results)
+    _write_strategy_results(results)
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
     first, second = tmp_path / "a.html", tmp_path / "b.html"
@@ -394,3 +469,115 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert (tmp_path / "report.png").read_bytes().startswith(PNG_SIGNATURE)
     finally:
         driver.quit()
+
+
+# --- HPO strategies: replay benchmark and tuning runs ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strategies(tmp_path_factory) -> str:
+    """The strategies section of a report over results that include the benchmark and tune stages."""
+    return _section(_build(tmp_path_factory.mktemp("strategies"), with_strategies=True), "strategies")
+
+
+def _table_row(html: str, first_cell: str) -> list[str]:
+    row = re.search(rf"<tr><td>{re.escape(first_cell)}</td>(.*?)</tr>", html, re.S)
+    assert row, first_cell
+    return re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+
+
+def test_strategies_section_sits_between_loto_and_convergence(html):
+    contents = re.search(r'<nav id="contents">(.*?)</nav>', html, re.S).group(1)
+    assert re.findall(r'href="#(\w+)"', contents) == list(SECTION_IDS)
+    assert html.index('<section id="loto">') < html.index('<section id="strategies">') < html.index(
+        '<section id="convergence">'
+    )
+
+
+def test_strategies_figures_are_inline_pngs(strategies):
+    family = strategies.split('id="strategies-mlp"', 1)[1].split("<h3", 1)[0]
+    tuned = strategies.split('id="tune-digits-mlp"', 1)[1]
+    # regret against trials and against seconds; best-so-far against trials and seconds (one image)
+    for block, count in ((family, 2), (tuned, 1)):
+        sources = re.findall(r'<img\s+src="([^"]*)"', block)
+        assert len(sources) == count
+        for source in sources:
+            assert source.startswith("data:image/png;base64,")
+            assert base64.b64decode(source.split(",", 1)[1]).startswith(PNG_SIGNATURE)
+
+
+def test_benchmark_summary_shows_the_numbers(strategies):
+    family = strategies.split('id="strategies-mlp"', 1)[1].split("<h3", 1)[0]
+    assert "<th>strategy</th>" + "".join(
+        f'<th class="num">{name}</th>'
+        for name in ("regret@1", "rank@last")
+        + tuple(f"{what} ≤{t}" for t in ("0.05", "0.01") for what in ("trials to", "seconds to", "runs reaching"))
+    ) in family
+    # regret@1, by hand: transfer_bo's per-seed means over tasks are 0.3 and 0.2: mean 0.25, and
+    # the 95% half-interval is t(0.975, 1) * sd / sqrt(2) = 12.706 * 0.0707 / 1.414 = 0.635;
+    # it reaches regret <= 0.05 at trials 3, 3, 4, 4 (median 3.5) after 6, 6, 120, 120 seconds, and
+    # regret <= 0.01 at trials 3, 4, 4, 4 (median 4) after 6, 8, 120, 120 seconds (median 64)
+    assert _table_row(family, "transfer_bo") == [
+        "0.250 ±0.635", "1.00", "3.5", "63.0", "100.0%", "4", "64.0", "100.0%"
+    ]  # fmt: skip
+    # random: 0.95 and 0.75 (0.85 ±1.271); only one run of four reaches 0.05, none 0.01
+    assert _table_row(family, "random") == [
+        "0.850 ±1.271", "2.00", "not reached", "not reached", "25.0%", "not reached", "not reached", "0.0%"
+    ]  # fmt: skip
+    # the registered order: random before transfer_bo
+    assert family.index("<td>random</td>") < family.index("<td>transfer_bo</td>")
+    cnn = strategies.split('id="strategies-cnn"', 1)[1].split("<h3", 1)[0]
+    assert f'class="note">{SINGLE_TASK_NOTE}' in cnn and "<img" not in cnn
+
+
+def test_summary_wrapped_with_the_run_settings_reads_the_same(strategies, tmp_path):
+    """summary.json's other layout: families under "families", records under "summary", inf and NaN as null."""
+    results = tmp_path / "results"
+    _write_results(results)
+    _write_strategy_results(results)
+    records = [
+        {key: None if isinstance(value, float) and not np.isfinite(value) else value for key, value in record.items()}
+        for record in summarize(_benchmark_regret_frame()).to_dict("records")
+    ]
+    write_json(
+        results / "benchmark" / "summary.json",
+        {"strategies": list(BENCHMARK_REGRET), "trials": 4, "seeds": 2,
+         "families": {"mlp": {"tasks": list(TRIAL_SECONDS), "summary": records},
+                      "cnn": {"tasks": ["digits-cnn"], "note": SINGLE_TASK_NOTE}}},
+    )  # fmt: skip
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
+    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    wrapped = _section((tmp_path / "index.html").read_text(encoding="utf-8"), "strategies")
+    for strategy in BENCHMARK_REGRET:
+        assert _table_row(wrapped, strategy) == _table_row(strategies, strategy)
+    assert f'class="note">{SINGLE_TASK_NOTE}' in wrapped
+
+
+def test_tuning_runs_show_both_strategies(strategies):
+    tuned = strategies.split('id="tune-digits-mlp"', 1)[1]
+    assert '<th class="num">best val accuracy</th><th class="num">test accuracy of the best</th>' in tuned
+    # trials, ok, best val, its test, its config, found at trial, seconds to it, total seconds
+    assert _table_row(tuned, "transfer_bo") == ["3", "3", "0.950", "0.940", "hidden=64, lr=0.02", "2", "5.0", "7.0"]
+    assert _table_row(tuned, "random") == ["3", "2", "0.850", "0.840", "hidden=64, lr=0.03", "3", "6.0", "6.0"]
+    assert tuned.count(f"random: baseline {ESCAPED}") == 1 and HOSTILE not in tuned
+
+
+def test_missing_benchmark_outputs_become_notes(tmp_path, html):
+    strategies = _section(html, "strategies")  # the shared results have no benchmark or tune stage
+    assert "results/benchmark/ not found (run the benchmark stage)" in strategies
+    assert "results/tune/ not found (run the tune stage)" in strategies
+    assert "<img" not in strategies
+    results = tmp_path / "results"
+    _write_results(results)
+    _write_strategy_results(results)
+    (results / "benchmark" / "summary.json").unlink()
+    (results / "tune" / "digits-mlp.parquet").unlink()
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
+    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    strategies = _section((tmp_path / "index.html").read_text(encoding="utf-8"), "strategies")
+    assert "not available: results/benchmark/summary.json not found (run the benchmark stage)" in strategies
+    assert "not available: results/tune/ holds no &lt;task&gt;.parquet (run the tune stage)" in strategies
+    family = strategies.split('id="strategies-mlp"', 1)[1]
+    assert family.count("<img") == 2 and "<table>" not in family  # the figures need only regret.parquet

@@ -70,6 +70,27 @@ def cmd_train_recommended(args) -> None:
     )
 
 
+def cmd_benchmark_sweeps(args) -> None:
+    params = _params(args)
+    from metahpo.benchmark import run_benchmark
+    run_benchmark(params, RESULTS / "sweep", RESULTS / "metafeatures", RESULTS / "benchmark", progress=sys.stderr.isatty())
+
+
+def cmd_tune(args) -> None:
+    params = _params(args)
+    from metahpo.tune import run_tune
+    _require(args.task, params.tasks, "task")
+    dataset = params.tasks[args.task].dataset
+    run_tune(
+        args.task,
+        params,
+        RESULTS / "data" / dataset,
+        RESULTS / "sweep",
+        RESULTS / "metafeatures",
+        RESULTS / "tune" / f"{args.task}.parquet",
+    )
+
+
 def cmd_report(args) -> None:
     params = _params(args)
     from metahpo.report import build_report
@@ -188,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("sweep", cmd_sweep, "grid + random search of one task", "task")
     add("fit-meta", cmd_fit_meta, "fit meta-models, leave-one-task-out evaluation")
     add("train-recommended", cmd_train_recommended, "train one task's recommended config", "task")
+    add("benchmark-sweeps", cmd_benchmark_sweeps, "replay HPO strategies on the pipeline's sweeps (benchmark stage)")
+    add("tune", cmd_tune, "real HPO of one task: tune.strategy next to tune.baseline", "task")
     add("report", cmd_report, "write results/report/index.html")
     add("check", cmd_check, "validate a params file")
     bench = sub.add_parser("benchmark", help="replay HPO strategies on a meta-dataset, write regret.parquet")

@@ -104,6 +104,29 @@ class TrainParams(Strict):
     convergence_threshold: float = Field(0.95, gt=0, le=1, description="fraction of the run's best val metric")
 
 
+class BenchmarkParams(Strict):
+    strategies: Optional[list[str]] = Field(
+        None, min_length=1, description="registered strategy names to replay; null: every registered strategy"
+    )
+    trials: int = Field(50, gt=0, description="evaluations per run (capped at a task's pool)")
+    seeds: int = Field(5, gt=0, description="seeds 0..seeds-1 per strategy and held-out task")
+
+    def strategy_names(self) -> list[str]:
+        if self.strategies is not None:
+            return list(self.strategies)
+        from metahpo.hpo.base import STRATEGIES
+
+        import metahpo.hpo.strategies  # noqa: F401  registers the strategies
+
+        return STRATEGIES.names()
+
+
+class TuneParams(Strict):
+    strategy: str = Field("transfer_bo", description="the registered strategy that tunes each task for real")
+    baseline: str = Field("random", description="the registered strategy it is compared with, same budget")
+    trials: int = Field(5, gt=0, description="real trainings per strategy and task")
+
+
 class ReportParams(Strict):
     title: str = "Meta-learned hyperparameter tuning"
 
@@ -120,6 +143,8 @@ class Params(Strict):
     families: dict[str, FamilyParams] = Field(min_length=1)
     meta: MetaParams = MetaParams()
     train_recommended: TrainParams = TrainParams()
+    benchmark: BenchmarkParams = BenchmarkParams()
+    tune: TuneParams = TuneParams()
     report: ReportParams = ReportParams()
 
     @field_validator("datasets", "tasks")
@@ -195,7 +220,22 @@ def _check_against_registries(params: Params) -> list[str]:
         elif task.dataset in params.datasets and params.registered_family(task.family) in FAMILIES:
             family = FAMILIES.get(params.registered_family(task.family))
             problems.extend(_task_type_mismatch(name, params.datasets[task.dataset].source, task, family))
+    problems.extend(_unknown_strategies(params))
     return problems
+
+
+def _unknown_strategies(params: Params) -> list[str]:
+    from metahpo.hpo.base import STRATEGIES
+
+    import metahpo.hpo.strategies  # noqa: F401  registers the strategies
+
+    named = [(f"benchmark.strategies.{i}", name) for i, name in enumerate(params.benchmark.strategies or [])]
+    named += [("tune.strategy", params.tune.strategy), ("tune.baseline", params.tune.baseline)]
+    return [
+        f"{where}: unknown strategy {name!r}; valid names: {', '.join(STRATEGIES.names())}"
+        for where, name in named
+        if name not in STRATEGIES
+    ]
 
 
 def _task_type_mismatch(name: str, source: str, task: TaskParams, family) -> list[str]:

@@ -128,6 +128,31 @@ STAGES: tuple[Stage, ...] = (
         gpu=True,
     ),
     Stage(
+        name="benchmark",
+        over=None,
+        script="scripts/benchmark.py",
+        code=(f"{LIB}/benchmark.py", f"{LIB}/hpo"),
+        deps=(Each("results/sweep/{key}.parquet", "tasks"), Each("results/metafeatures/{key}.json", "datasets")),
+        params=("tasks", "benchmark"),  # tasks: which sweeps form a family's meta-dataset
+        # the exports sit in a folder of their own: their names depend on params.families
+        outs=("results/benchmark/regret.parquet", "results/benchmark/summary.json", "results/benchmark/export"),
+    ),
+    Stage(
+        name="tune",
+        over="tasks",
+        script="scripts/tune.py",
+        code=(f"{LIB}/tune.py", f"{LIB}/sweep.py", f"{LIB}/hpo") + TRAINING_CODE,
+        # the prior is the family's other sweeps; the target's meta-features are its dataset's
+        deps=(
+            "results/data/{dataset}",
+            Each("results/sweep/{key}.parquet", "tasks"),
+            Each("results/metafeatures/{key}.json", "datasets"),
+        ),
+        params=("seed", "device", "precision", "tasks", "families.{family}", "sweep.epochs", "tune"),
+        outs=("results/tune/{key}.parquet",),
+        gpu=True,
+    ),
+    Stage(
         name="report",
         over=None,
         script="scripts/report.py",
@@ -139,6 +164,9 @@ STAGES: tuple[Stage, ...] = (
             "results/meta/loto.parquet",
             "results/meta/recommendations.json",
             Each("results/train/{key}/metrics.json", "tasks"),
+            "results/benchmark/regret.parquet",
+            "results/benchmark/summary.json",
+            Each("results/tune/{key}.parquet", "tasks"),
         ),
         params=("report",),
         outs=("results/report/index.html",),

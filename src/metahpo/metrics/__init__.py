@@ -6,5 +6,6 @@
 """
 
 from metahpo.metrics.classification import classification_metrics
+from metahpo.metrics.entities import entity_metrics
 
-__all__ = ["classification_metrics"]
+__all__ = ["classification_metrics", "entity_metrics"]

@@ -17,6 +17,7 @@ SECTIONS = (  # (id, heading): the table of contents and the tests rely on these
     ("tasks", "Tasks and meta-features"),
     ("sweeps", "Sweeps"),
     ("loto", "Leave-one-task-out evaluation"),
+    ("strategies", "HPO strategies: replay benchmark and tuning runs"),
     ("convergence", "Recommended configs trained to convergence"),
     ("provenance", "Provenance"),
 )
@@ -42,6 +43,7 @@ def build_report(
         tasks=sections.tasks_section(params, results),
         sweeps=sections.sweeps_section(params, results),
         loto=sections.loto_section(params, results),
+        strategies=sections.strategies_section(params, results),
         convergence=sections.convergence_section(params, results),
         provenance=sections.provenance_section(Path(params_path), results, params),
     )
@@ -56,4 +58,4 @@ def render(**context) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("index.html").render(sections=SECTIONS, **context)
+    return environment.get_template("index.html").render(sections=SECTIONS, headings=dict(SECTIONS), **context)

@@ -10,6 +10,7 @@ import base64
 import io
 from typing import Sequence
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
@@ -92,4 +93,56 @@ def grouped_bar_figure(groups: Sequence[str], series: dict[str, Sequence[float]]
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
+    return to_data_uri(figure)
+
+
+REGRET_LIMITS = (-0.05, 1.05)  # normalised regret lies in [0, 1]; wide intervals (few seeds) are cut here
+
+
+def regret_curves_figure(curves: Sequence[dict], xlabel: str, log_x: bool = False) -> str:
+    """Mean regret per strategy with its 95% interval as a band.
+
+    ``curves``: one dict per strategy: ``label``, ``color``, ``x``, ``mean``, ``low``, ``high``
+    (equal-length sequences; NaN bounds, e.g. from a single seed, draw no band there).
+    """
+    figure = _figure(6.0, 3.2, right=1.6)  # the legend sits right of the axes
+    ax = figure.subplots()
+    for curve in curves:
+        x, low, high = (np.asarray(curve[key], dtype=float) for key in ("x", "low", "high"))
+        ax.plot(x, curve["mean"], color=curve["color"], label=curve["label"], linewidth=1.5)
+        banded = np.isfinite(low) & np.isfinite(high)
+        if banded.any():
+            ax.fill_between(x, low, high, where=banded, color=curve["color"], alpha=0.15, linewidth=0)
+    if log_x:
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(*REGRET_LIMITS)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean normalised regret")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return to_data_uri(figure)
+
+
+def best_so_far_figure(runs: Sequence[dict], ylabel: str) -> str:
+    """Best-so-far score against trials (left) and cumulative seconds (right), one step line per run.
+
+    ``runs``: one dict per run: ``label``, ``color``, ``trials``, ``seconds``, ``best`` (equal lengths).
+    """
+    figure = _figure(0.7 + 2 * 3.0, 3.0, top=0.45, wspace=0.08)
+    by_trial, by_seconds = figure.subplots(1, 2, sharey=True)
+    for run in runs:
+        for ax, x in ((by_trial, run["trials"]), (by_seconds, run["seconds"])):
+            ax.plot(x, run["best"], drawstyle="steps-post", marker="o", markersize=3, color=run["color"],
+                    label=run["label"])  # fmt: skip
+    by_trial.xaxis.set_major_locator(MaxNLocator(integer=True))
+    by_trial.set_xlabel("trial")
+    by_seconds.set_xlabel("cumulative seconds")
+    by_trial.set_ylabel(ylabel)
+    for ax in (by_trial, by_seconds):
+        ax.grid(True, alpha=0.3)
+    handles, labels = by_trial.get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize="small", frameon=False)
     return to_data_uri(figure)

@@ -22,6 +22,11 @@ LOTO_COLUMNS = (
     "task", "method", "k", "regret", "metric", "val_metric", "test_metric", "runs", "seconds",
     "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_metric", "configs", "note",
 )  # fmt: skip
+BENCHMARK_REGRET_COLUMNS = ("family", "strategy", "task", "seed", "trial", "regret", "cost")
+TUNE_COLUMNS = (
+    "task", "strategy", "trial", "config", "state", "val_metric", "best_val_metric", "test_metric",
+    "cumulative_seconds", "note",
+)  # fmt: skip
 
 Loaded = tuple[Optional[Any], Optional[str]]
 
@@ -71,6 +76,20 @@ class ResultsTree:
 
     def train_metrics(self, task: str) -> Loaded:
         return self._load(f"train/{task}/metrics.json", "train_recommended", read_json)
+
+    def benchmark_regret(self) -> Loaded:
+        return self._frame("benchmark/regret.parquet", "benchmark", BENCHMARK_REGRET_COLUMNS)
+
+    def benchmark_summary(self) -> Loaded:
+        return self._load("benchmark/summary.json", "benchmark", read_json)
+
+    def tuned_tasks(self) -> list[str]:
+        """The tasks with a ``tune/<task>.parquet``, by name (the tune stage may cover a subset of tasks)."""
+        folder = self.root / "tune"
+        return sorted(path.stem for path in folder.glob("*.parquet")) if folder.is_dir() else []
+
+    def tune(self, task: str) -> Loaded:
+        return self._frame(f"tune/{task}.parquet", "tune", TUNE_COLUMNS)
 
     def _frame(self, relative: str, stage: str, required: tuple[str, ...]) -> Loaded:
         frame, note = self._load(relative, stage, pd.read_parquet)
