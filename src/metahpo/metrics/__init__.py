@@ -6,6 +6,7 @@
 """
 
 from metahpo.metrics.classification import classification_metrics
+from metahpo.metrics.squad import squad_v2_metrics
 from metahpo.metrics.entities import entity_metrics
 
-__all__ = ["classification_metrics", "entity_metrics"]
+__all__ = ["classification_metrics", "squad_v2_metrics", "entity_metrics"]
