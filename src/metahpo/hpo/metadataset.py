@@ -133,9 +133,11 @@ def _meta_feature_matrix(frame: pd.DataFrame, tasks) -> tuple[dict, list[str]]:
         _fail(f"meta-features missing for task(s) {absent}")
     values = frame.loc[list(tasks), names].to_numpy(dtype=float)
     # median-impute, then standardise; constant or all-missing columns carry no signal
-    medians = np.nanmedian(np.where(np.isfinite(values), values, np.nan), axis=0)
-    values = np.where(np.isfinite(values), values, medians)
-    values = np.nan_to_num(values)
+    finite = np.isfinite(values)
+    observed = finite.any(axis=0)  # an all-missing column has no median; it is dropped below as constant
+    medians = np.zeros(values.shape[1])
+    medians[observed] = np.nanmedian(np.where(finite, values, np.nan)[:, observed], axis=0)
+    values = np.where(finite, values, medians)
     std = values.std(axis=0)
     keep = std > 0
     values = (values[:, keep] - values[:, keep].mean(axis=0)) / std[keep]
