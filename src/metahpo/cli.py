@@ -99,7 +99,15 @@ def cmd_report(args) -> None:
 
 def cmd_check(args) -> None:
     params = _params(args)
-    print(f"{args.params}: ok ({len(params.datasets)} datasets, {len(params.tasks)} tasks)")
+    from metahpo.sweep import planned_trials
+
+    # the sweep's size before running it: trials and training epochs (an epochs hyperparameter wins)
+    trials = [t for task in params.tasks for t in planned_trials(task, params)]
+    epochs = sum(int(t["config"].get("epochs", params.sweep.epochs)) for t in trials)
+    print(
+        f"{args.params}: ok ({len(params.datasets)} datasets, {len(params.tasks)} tasks, "
+        f"{len(trials)} sweep trials, {epochs} training epochs)"
+    )
 
 
 def cmd_list(args) -> None:
