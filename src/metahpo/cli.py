@@ -28,6 +28,12 @@ def _require(name: str, names, kind: str) -> None:
         raise MetahpoError(f"unknown {kind} {name!r}; valid names in params: {', '.join(sorted(names)) or '(none)'}")
 
 
+def _task_data_dir(params, task: str) -> Path:
+    """The prepared dataset a task trains on; an unknown task lists the valid ones."""
+    _require(task, params.tasks, "task")
+    return RESULTS / "data" / params.tasks[task].dataset
+
+
 def cmd_download(args) -> None:
     params = _params(args)
     from metahpo.data import download_dataset
@@ -45,9 +51,7 @@ def cmd_metafeatures(args) -> None:
 def cmd_sweep(args) -> None:
     params = _params(args)
     from metahpo.sweep import run_sweep
-    _require(args.task, params.tasks, "task")
-    dataset = params.tasks[args.task].dataset
-    run_sweep(args.task, params, RESULTS / "data" / dataset, RESULTS / "sweep" / f"{args.task}.parquet")
+    run_sweep(args.task, params, _task_data_dir(params, args.task), RESULTS / "sweep" / f"{args.task}.parquet")
 
 
 def cmd_fit_meta(args) -> None:
@@ -59,12 +63,10 @@ def cmd_fit_meta(args) -> None:
 def cmd_train_recommended(args) -> None:
     params = _params(args)
     from metahpo.train_recommended import train_recommended
-    _require(args.task, params.tasks, "task")
-    dataset = params.tasks[args.task].dataset
     train_recommended(
         args.task,
         params,
-        RESULTS / "data" / dataset,
+        _task_data_dir(params, args.task),
         RESULTS / "meta" / "recommendations.json",
         RESULTS / "train" / args.task,
     )
@@ -79,12 +81,10 @@ def cmd_benchmark_sweeps(args) -> None:
 def cmd_tune(args) -> None:
     params = _params(args)
     from metahpo.tune import run_tune
-    _require(args.task, params.tasks, "task")
-    dataset = params.tasks[args.task].dataset
     run_tune(
         args.task,
         params,
-        RESULTS / "data" / dataset,
+        _task_data_dir(params, args.task),
         RESULTS / "sweep",
         RESULTS / "metafeatures",
         RESULTS / "tune" / f"{args.task}.parquet",

@@ -101,4 +101,13 @@ class Family:
         return classification_metrics(split.labels.numpy(), torch.cat(predictions).numpy())
 
 
+def require_splits(data, splits=("train", "validation", "test")) -> None:
+    """A prepared dataset has every split a family trains and scores on."""
+    from metahpo.errors import DataError
+
+    missing = [split for split in splits if split not in data]
+    if missing:
+        raise DataError(f"prepared dataset lacks split(s) {missing}; re-run the download stage")
+
+
 FAMILIES: Registry[Family] = Registry("model family")

@@ -153,6 +153,16 @@ class LogitsOnly(nn.Module):
         return self.model(**inputs).logits
 
 
+def check_max_length(family: str, options, config) -> None:
+    """options.max_length must fit the checkpoint's position embeddings."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and options.max_length > limit:
+        raise MetahpoError(
+            f"families.{family}.options.max_length is {options.max_length} but checkpoint "
+            f"{options.checkpoint!r} takes at most {limit} tokens; lower max_length"
+        )
+
+
 class BertFamily(Family):
     name: ClassVar[str] = "bert"
     modalities: ClassVar[tuple[str, ...]] = ("text",)
@@ -170,12 +180,7 @@ class BertFamily(Family):
         """
         num_classes = text_splits(data, info, self.name)
         tokenizer, model = load_pretrained(options.checkpoint, num_classes)
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit is not None and options.max_length > limit:
-            raise MetahpoError(
-                f"families.bert.options.max_length is {options.max_length} but checkpoint "
-                f"{options.checkpoint!r} takes at most {limit} tokens; lower max_length"
-            )
+        check_max_length(self.name, options, model.config)
         tokenizer.padding_side = "right"  # LogitsOnly trims trailing padding
         splits = {}
         truncated = {}

@@ -30,8 +30,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from metahpo.errors import DataError, MetahpoError
 from metahpo.metrics import entity_metrics
-from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit
-from metahpo.models.bert import BertFamily, BertOptions, LogitsOnly, load_pretrained, reset_head
+from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit, require_splits
+from metahpo.models.bert import BertFamily, BertOptions, LogitsOnly, check_max_length, load_pretrained, reset_head
 from metahpo.models.rnn import PAD_ID, SPLITS, UNK_ID
 
 IGNORE = -100  # torch's cross_entropy ignore_index, and "no prediction" in predicted tag ids
@@ -48,9 +48,7 @@ def token_splits(data, info: dict[str, Any], family: str) -> list[str]:
             f"the {family} family needs a token_classification dataset; {info.get('dataset', 'this dataset')} "
             f"has task_type {info.get('task_type', 'classification')!r} (pick a family for it in params.yaml tasks)"
         )
-    missing = [split for split in SPLITS if split not in data]
-    if missing:
-        raise DataError(f"prepared dataset lacks split(s) {missing}; re-run the download stage")
+    require_splits(data, SPLITS)
     columns = data["train"].features
     tag_feature = getattr(columns.get("tags"), "feature", None)
     if "tokens" not in columns or not hasattr(tag_feature, "names"):
@@ -328,12 +326,7 @@ class BertNerFamily(TaggingFamily, BertFamily):
         """
         label_names = token_splits(data, info, self.name)
         tokenizer, model = load_token_classifier(options.checkpoint, tuple(label_names))
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit is not None and options.max_length > limit:
-            raise MetahpoError(
-                f"families.{self.name}.options.max_length is {options.max_length} but checkpoint "
-                f"{options.checkpoint!r} takes at most {limit} tokens; lower max_length"
-            )
+        check_max_length(self.name, options, model.config)
         tokenizer.padding_side = "right"  # LogitsOnly trims trailing padding
         splits, truncated = {}, {}
         for split in SPLITS:

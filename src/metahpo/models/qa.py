@@ -35,8 +35,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from metahpo.errors import DataError, MetahpoError
 from metahpo.metrics import squad_v2_metrics
-from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit
-from metahpo.models.bert import BertOptions, load_pretrained, reset_head
+from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit, require_splits
+from metahpo.models.bert import BertOptions, check_max_length, load_pretrained, reset_head
 from metahpo.models.rnn import PAD_ID, SPLITS, TOKEN_PATTERN, UNK_ID, WordTokenizer
 
 NO_ANSWER = 0  # position of the no-answer slot in every window's logits
@@ -55,9 +55,7 @@ def qa_examples(data, info: dict[str, Any], family: str) -> None:
             f"the {family} family needs an extractive_qa text dataset; {info.get('dataset', 'this dataset')} "
             f"has task_type {info.get('task_type')!r} (pick a family for that task type in params.yaml tasks)"
         )
-    missing = [split for split in SPLITS if split not in data]
-    if missing:
-        raise DataError(f"prepared dataset lacks split(s) {missing}; re-run the download stage")
+    require_splits(data, SPLITS)
     absent = [column for column in QA_COLUMNS if column not in data["train"].column_names]
     if absent:
         raise DataError(f"extractive_qa dataset lacks column(s) {absent}; re-run the download stage")
@@ -530,12 +528,7 @@ class BertQAFamily(QAFamily):
     def prepare(self, data, info: dict[str, Any], options: BertQAOptions) -> PreparedData:
         qa_examples(data, info, self.name)
         tokenizer, config, _ = pretrained_encoder(options.checkpoint)
-        limit = getattr(config, "max_position_embeddings", None)
-        if limit is not None and options.max_length > limit:
-            raise MetahpoError(
-                f"families.bert_qa.options.max_length is {options.max_length} but checkpoint "
-                f"{options.checkpoint!r} takes at most {limit} tokens; lower max_length"
-            )
+        check_max_length(self.name, options, config)
         tokenizer.padding_side = "right"  # SpanLogits trims trailing padding
         splits, windows = {}, {}
         for split in SPLITS:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from metahpo.errors import DataError
-from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit
+from metahpo.models.base import FAMILIES, Family, PreparedData, PreparedSplit, require_splits
 
 SPLITS = ("train", "validation", "test")
 PAD_ID = 0
@@ -37,9 +37,7 @@ def text_splits(data, info: dict[str, Any], family: str) -> int:
             f"the {family} family needs a text dataset; {info.get('dataset', 'this dataset')} has "
             f"modality {info.get('modality')!r} (pick a family for that modality in params.yaml tasks)"
         )
-    missing = [split for split in SPLITS if split not in data]
-    if missing:
-        raise DataError(f"prepared dataset lacks split(s) {missing}; re-run the download stage")
+    require_splits(data, SPLITS)
     label = data["train"].features["label"]
     if not hasattr(label, "num_classes"):
         raise DataError(f"column 'label' must be a ClassLabel, got {label!r}; re-run the download stage")
