@@ -171,7 +171,7 @@ def test_cli_recommend_for_an_unfitted_family_is_a_clear_error(fitted_model_dir,
 
 def test_transfer_and_zero_shot_beat_random_at_5_trials_over_20_seeds():
     """The optimum follows mf.m; transfer strategies that read the prior tasks must exploit it."""
-    # small on purpose: zero_shot fits a forest and transfer_bo a GP per prior task in every run
+    # small on purpose: the whole test replays 3 strategies x 20 seeds
     table, mf = make_synthetic(n_tasks=5, n_configs=150, seed=3, noise=0.02)
     data = metadataset.from_frame(table, meta_features=mf)
     held_out = ["task02"]  # the middle task: prior tasks on both sides of its meta-feature

@@ -13,7 +13,7 @@ from metahpo.hpo.strategies.grid import Grid
 from metahpo.hpo.strategies.random_search import RandomSearch
 from metahpo.hpo.strategies.successive_halving import bracket_plan, rung_epochs
 from metahpo.hpo.strategies.tpe import TPE
-from metahpo.hpo.strategies.zero_shot import ZeroShot
+from metahpo.hpo.strategies.zero_shot import ZeroShot, prior_scores
 
 MINE = ["grid", "random", "tpe", "zero_shot", "sh", "asha", "sh_warm", "asha_warm"]
 LRS = 10 ** np.linspace(-5, -1, 10)
@@ -178,6 +178,19 @@ def test_warm_variants_start_from_the_zero_shot_ranking(data, zero_shot_order, n
     starts = run[run["epochs"] == 1]["index"].tolist()
     assert len(starts) >= 9
     assert starts == zero_shot_order[: len(starts)]
+
+
+def test_transfer_bo_warm_start_is_the_zero_shot_ranking(data, zero_shot_order):
+    run = replay(STRATEGIES.get("transfer_bo"), data, "t2", seed=1, trials=2)
+    assert run["index"].tolist() == zero_shot_order[:2]
+
+
+def test_the_meta_model_is_fitted_once_per_pool_and_prior(data):
+    prior = [data.tasks[n] for n in data.names if n != "t2"]
+    first = prior_scores(data.tasks["t2"].hidden(), prior)
+    assert prior_scores(data.tasks["t2"].hidden(), prior) is first  # another view of the same pool
+    assert not first.flags.writeable  # shared: nobody may change it
+    assert prior_scores(data.tasks["t2"].hidden(), prior[:-1]) is not first  # another prior
 
 
 def test_every_strategy_here_is_registered_with_its_kind():

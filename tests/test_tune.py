@@ -11,6 +11,7 @@ import pytest
 import metahpo.data
 import metahpo.tune
 from metahpo.config import Params
+from metahpo.hpo.strategies.zero_shot import prior_scores
 from metahpo.sweep import grid_configs
 from metahpo.tune import TUNE_COLUMNS, run_tune, target_pool
 from test_benchmark_stage import fake_sweep
@@ -88,10 +89,15 @@ def test_tune_trains_k_trials_per_strategy_with_the_prior(stage_dirs):
     assert (table["note"] == "").all()
     assert (table["epochs"] == 1).all()  # sweep.epochs
 
-    # the prior is used: transfer_bo's warm start is the prior task's best configuration
-    best = prior.loc[prior["val_metric"].idxmax(), [f"hp.{n}" for n in MLP_SPACE]]
+    # the prior is used: transfer_bo's warm start is the meta-model's top configuration, and the
+    # meta-model learned the prior task's ranking (its top pick is one of the prior's best few)
+    target, prior_tasks, configs = target_pool(tune_params(), "digits-mlp", root / "sweep", root / "metafeatures")
+    top = configs[int(np.argmax(prior_scores(target, prior_tasks)))]
     first = json.loads(table.loc[(table["strategy"] == "transfer_bo") & (table["trial"] == 1), "config"].item())
-    assert [first[n] for n in MLP_SPACE] == pytest.approx(best.tolist())
+    assert first == pytest.approx(top)
+    prior_ranks = prior["val_metric"].rank(ascending=False, method="min")
+    top_row = (prior[[f"hp.{n}" for n in MLP_SPACE]] == [top[n] for n in MLP_SPACE]).all(axis=1)
+    assert prior_ranks[top_row].min() <= 3
 
 
 def test_target_pool_shares_the_prior_encoding(stage_dirs):

@@ -1,25 +1,21 @@
 """transfer_bo: GP-BO whose initial design and surrogate come from the prior tasks (RGPE-style).
 
-Warm start (while the target has fewer than ``max(2, n_warm)`` full evaluations, ``n_warm`` = 2):
-- with meta-features (the target's and the prior tasks'), prior tasks are ranked by the Euclidean
-  distance of their standardised meta-features to the target's; the ask is the unobserved pool
-  row nearest (in the encoded space) to the best configuration of the most similar task, then of
-  the next task, ... (then their second best, round-robin);
-- without them, before two observations the ask follows the zero-shot ranking
-  (``zero_shot.prior_scores``: a meta-model on the prior tasks scoring the target's rows); with two
-  or more (when ``n_warm`` > 2) prior tasks are ranked by the Spearman correlation between the
-  target's observed values and each prior task's GP mean at those rows, then as above.
+Warm start (the first ``n_warm`` = 2 asks, and every ask while all evaluations have failed):
+the zero-shot ranking (``zero_shot.prior_scores``: a random forest on the prior tasks'
+``[meta-features, configuration] -> normalised objective``, scoring the target's rows), best
+unobserved row first. With meta-features the forest predicts for the target's dataset; without
+them it ranks configurations by their average normalised performance over the prior tasks.
 
 Surrogate (from two observations on), after Feurer, Letham & Bakshy (2018), "Scalable
-meta-learning for Bayesian optimization using ranking-weighted Gaussian process ensembles":
+meta-learning for Bayesian optimization using ranking-weighted Gaussian process ensembles".
+Task similarity comes from the target's observed objectives, so it needs no meta-features:
 - one GP per prior task (``metahpo.hpo.gp``), fitted on at most ``prior_rows`` = 200 rows of the
   task (its best ``prior_rows // 4``, then a sample of the rest seeded by ``PRIOR_SEED``), on its
   own standardised objective (failed rows -> the task's worst), with ``prior_restarts`` = 0
-  random restarts. It depends on the prior task alone, so it is fitted once and shared by every
-  strategy instance (a bounded cache keyed by the TaskData object): a leave-one-task-out
-  benchmark fits each task's GP once, not once per held-out task and seed. Its mean / variance
-  over the target's pool are computed the first time the model gets a weight, then kept for the
-  instance;
+  random restarts. It and its predictions over a target pool depend on the prior task (and the
+  pool) alone, so they are computed once and shared by every strategy instance
+  (``metahpo.hpo.cache``): a leave-one-task-out benchmark fits each task's GP once and predicts
+  each pool once, not once per held-out task and seed;
 - one GP on the target's observations (standardised, failed -> worst observed, as gp_bo);
 - weights: ``n_bootstrap`` = 500 seeded bootstrap resamples of the target's observations; in each,
   a model's loss is the number of mis-ranked pairs of the resample (for the target GP, under its
@@ -34,22 +30,23 @@ meta-learning for Bayesian optimization using ranking-weighted Gaussian process 
 Simplified versus the paper: losses come from bootstrap resamples of the observations rather than
 from posterior samples of each model; the target GP's LOO means reuse its hyperparameters (no
 refit per fold); prior GPs see a bounded subsample, not all of a task's rows; each model's
-predictions live in its own task's standardised units, which is what the paper does too.
-Without prior tasks, the warm start is random and the ensemble is the target GP alone (gp_bo).
+predictions live in its own task's standardised units, which is what the paper does too. The
+paper's warm start is random; ours is the meta-model's. Without prior tasks, the warm start is
+random and the ensemble is the target GP alone (gp_bo).
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import ClassVar, Optional
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from metahpo.hpo.base import STRATEGIES, Query
+from metahpo.hpo.cache import IdentityCache
 from metahpo.hpo.gp import GaussianProcess
 from metahpo.hpo.metadataset import TaskData
 from metahpo.hpo.strategies.gp_bo import GPBO, choose_by_ei, observed_arrays
+from metahpo.hpo.strategies.zero_shot import prior_scores, training_rows
 
 
 def standardised(values: np.ndarray) -> np.ndarray:
@@ -63,54 +60,44 @@ def mis_ranked_pairs(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
 
 
 PRIOR_SEED = 0  # a prior GP depends on its task alone, so strategy instances (seeds, held-out tasks) share it
-PRIOR_CACHE_SIZE = 128  # fitted prior GPs kept (about 0.7 MB each at 200 rows)
-_prior_cache: dict[int, tuple[weakref.ref, tuple[int, int], GaussianProcess, np.ndarray]] = {}
+_prior_gps = IdentityCache(size=128)  # fitted prior GPs (about 0.7 MB each at 200 rows)
+_pool_predictions = IdentityCache(size=256)  # (mean, variance) of a prior GP over a pool (0.5 MB per 30,000 rows)
 
 
-def fitted_prior_gp(task: TaskData, rows: int, restarts: int) -> tuple[GaussianProcess, np.ndarray]:
-    """(GP on a subsample of the task's standardised objective, the task's rows best first), cached.
+def fitted_prior_gp(task: TaskData, rows: int, restarts: int) -> GaussianProcess:
+    """GP on a subsample of the task's standardised objective, cached by the task's identity.
 
     The subsample is the best ``rows // 4`` rows and a sample (seeded by PRIOR_SEED) of the rest;
-    failed rows count as the task's worst. The cache is keyed by the TaskData object (a weak
-    reference guards against a recycled id), so it assumes a task is not modified in place.
+    failed rows count as the task's worst.
     """
-    entry = _prior_cache.get(id(task))
-    if entry is not None and entry[0]() is task and entry[1] == (rows, restarts):
-        return entry[2], entry[3]
-    rng = np.random.default_rng(PRIOR_SEED)
-    values = task.y.astype(float)
-    finite = np.isfinite(values)
-    values = np.where(finite, values, values[finite].min())
-    best_rows = np.argsort(-values, kind="stable")
-    n_best = rows // 4
-    if len(values) > rows:
-        fit_rows = np.concatenate([best_rows[:n_best], rng.choice(best_rows[n_best:], size=rows - n_best, replace=False)])
-    else:
-        fit_rows = best_rows
-    gp = GaussianProcess(restarts=restarts).fit(task.X[fit_rows], standardised(values)[fit_rows], seed=PRIOR_SEED)
-    if len(_prior_cache) >= PRIOR_CACHE_SIZE:
-        _prior_cache.pop(next(iter(_prior_cache)))  # the oldest entry
-    _prior_cache[id(task)] = (weakref.ref(task), (rows, restarts), gp, best_rows)
-    return gp, best_rows
+    return _prior_gps.get((task,), (rows, restarts), lambda: _fit_prior_gp(task, rows, restarts))
+
+
+def _fit_prior_gp(task: TaskData, rows: int, restarts: int) -> GaussianProcess:
+    finite = np.isfinite(task.y)
+    values = np.where(finite, task.y, task.y[finite].min())  # failed rows: the task's worst
+    fit_rows = training_rows(values, rows, np.random.default_rng(PRIOR_SEED))
+    return GaussianProcess(restarts=restarts).fit(task.X[fit_rows], standardised(values)[fit_rows], seed=PRIOR_SEED)
+
+
+def read_only(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    for array in arrays:
+        array.flags.writeable = False  # shared through the cache
+    return arrays
 
 
 class PriorModel:
-    """One prior task's GP, and its predictions on the target pool (cached on first use: the pool never changes)."""
+    """One prior task's GP, and its predictions on the target pool (cached: neither ever changes)."""
 
     def __init__(self, task: TaskData, rows: int, restarts: int) -> None:
         self.task = task
-        self.gp, self.best_rows = fitted_prior_gp(task, rows, restarts)
-        self._pool: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self.gp = fitted_prior_gp(task, rows, restarts)
 
     def on_pool(self, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._pool is None:
-            self._pool = self.gp.predict(pool)
-        return self._pool
+        return _pool_predictions.get((self.gp, pool), None, lambda: read_only(self.gp.predict(pool)))
 
     def mean_at(self, pool: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        if self._pool is not None:
-            return self._pool[0][rows]
-        return self.gp.predict(pool[rows])[0]
+        return self.on_pool(pool)[0][rows]
 
 
 class TransferBO(GPBO):
@@ -130,44 +117,14 @@ class TransferBO(GPBO):
         self.weights = np.zeros(len(self.models) + 1)  # the last ask's ensemble weights, target last
 
     # --- warm start --------------------------------------------------------------------------
-    def similarity_order(self) -> Optional[list[int]]:
-        """Prior models, most similar first; None when nothing tells them apart yet."""
-        if self.target.meta_features is not None:
-            distance = [np.inf if m.task.meta_features is None else
-                        float(np.linalg.norm(m.task.meta_features - self.target.meta_features)) for m in self.models]
-            if np.isfinite(distance).any():
-                return list(np.argsort(distance, kind="stable"))
-        finite = sum(np.isfinite(v) for v in self.observed.values())
-        if finite >= 2:
-            indices, values = observed_arrays(self.observed)
-            correlation = []
-            for model in self.models:
-                rho = spearmanr(values, model.mean_at(self.target.X, indices))[0]
-                correlation.append(rho if np.isfinite(rho) else -1.0)  # constant values: no evidence
-            return list(np.argsort(-np.asarray(correlation), kind="stable"))
-        return None
-
-    def nearest_unobserved(self, configuration: np.ndarray) -> int:
-        candidates = self.unobserved()
-        distance = ((self.target.X[candidates] - configuration) ** 2).sum(1)
-        return int(candidates[np.argmin(distance)])
-
     def warm_start(self) -> int:
+        """The best unobserved row of the zero-shot ranking; random without prior tasks."""
         if not self.models:
             return self.random_unobserved()
-        order = self.similarity_order()
-        if order is None:  # no meta-features, fewer than two observations: the zero-shot ranking
-            if self.zero_shot is None:
-                from metahpo.hpo.strategies.zero_shot import prior_scores
-
-                self.zero_shot = prior_scores(self.target, self.prior, self.seed)
-            candidates = self.unobserved()
-            return int(candidates[np.argmax(self.zero_shot[candidates])])
-        # the k-th warm ask takes task order[k % T]'s (k // T + 1)-th best configuration
-        step = len(self.observed)
-        model = self.models[order[step % len(order)]]
-        rank = min(step // len(order), len(model.best_rows) - 1)
-        return self.nearest_unobserved(model.task.X[model.best_rows[rank]])
+        if self.zero_shot is None:
+            self.zero_shot = prior_scores(self.target, self.prior)
+        candidates = self.unobserved()
+        return int(candidates[np.argmax(self.zero_shot[candidates])])
 
     # --- ensemble ----------------------------------------------------------------------------
     def ensemble_weights(self, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
