@@ -1,0 +1,69 @@
+"""Training throughput (samples per second) of each task's model family, fp32 and bf16 autocast.
+
+One real training per task and precision: the family's default configuration from params, two
+epochs, on the task's prepared data (run the download stage first). The figure is the second
+epoch's rows (train + validation pass) per second, so model build, data transfer to the device and
+first-call warm-up are left out. bf16 is measured only where training uses it (CUDA): on a CPU the
+column says n/a. Prints a Markdown table for docs/PERFORMANCE.md. Not a test; run it by hand:
+
+    python benchmarks/throughput.py --params profiles/mirror-small.yaml [--results results] [--tasks a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from metahpo.config import load_params
+from metahpo.data import load_prepared
+from metahpo.models import FAMILIES
+from metahpo.training import describe_device, resolve_device, train_model, uses_bf16
+
+
+def samples_per_second(params, task: str, results: Path, device: torch.device, precision: str) -> float:
+    spec = params.tasks[task]
+    family = FAMILIES.get(params.registered_family(spec.family))
+    entry = params.families[spec.family]
+    options = family.options(entry.options)
+    data, info = load_prepared(results / "data" / spec.dataset)
+    prepared = family.prepare(data, info, options)
+    config = {**entry.default, "epochs": 2}
+    result = train_model(family, prepared, config, epochs=2, seed=params.seed, device=device,
+                         precision=precision, options=options)  # fmt: skip
+    if not result.ok:
+        raise RuntimeError(f"{task} ({precision}): {result.state}: {result.message}")
+    return (len(prepared.train) + len(prepared.validation)) / result.curve_seconds[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--tasks", default=None, help="comma-separated task names (default: one task per family)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    device = resolve_device(params.device)
+    if args.tasks:
+        tasks = args.tasks.split(",")
+    else:  # the first task of each families entry
+        first: dict[str, str] = {}
+        for task, spec in params.tasks.items():
+            first.setdefault(spec.family, task)
+        tasks = list(first.values())
+    print(f"device: {describe_device(device)}; torch threads: {torch.get_num_threads()}\n")
+    print("| task | family | fp32 samples/s | bf16 samples/s | bf16 speed-up |")
+    print("| --- | --- | --- | --- | --- |")
+    for task in tasks:
+        fp32 = samples_per_second(params, task, Path(args.results), device, "fp32")
+        if uses_bf16(device, "bf16"):
+            bf16 = samples_per_second(params, task, Path(args.results), device, "bf16")
+            cells = f"{bf16:,.0f} | {bf16 / fp32:.2f}x"
+        else:
+            cells = "n/a | n/a"
+        print(f"| {task} | {params.tasks[task].family} | {fp32:,.0f} | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
