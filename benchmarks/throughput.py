@@ -17,19 +17,11 @@ from pathlib import Path
 import torch
 
 from metahpo.config import load_params
-from metahpo.data import load_prepared
-from metahpo.models import FAMILIES
-from metahpo.training import describe_device, resolve_device, train_model, uses_bf16
+from metahpo.training import describe_device, prepare_task, resolve_device, train_model, uses_bf16
 
 
-def samples_per_second(params, task: str, results: Path, device: torch.device, precision: str) -> float:
-    spec = params.tasks[task]
-    family = FAMILIES.get(params.registered_family(spec.family))
-    entry = params.families[spec.family]
-    options = family.options(entry.options)
-    data, info = load_prepared(results / "data" / spec.dataset)
-    prepared = family.prepare(data, info, options)
-    config = {**entry.default, "epochs": 2}
+def samples_per_second(params, task: str, prepared, family, options, device: torch.device, precision: str) -> float:
+    config = {**params.families[params.tasks[task].family].default, "epochs": 2}
     result = train_model(family, prepared, config, epochs=2, seed=params.seed, device=device,
                          precision=precision, options=options)  # fmt: skip
     if not result.ok:
@@ -56,9 +48,10 @@ def main() -> None:
     print("| task | family | fp32 samples/s | bf16 samples/s | bf16 speed-up |")
     print("| --- | --- | --- | --- | --- |")
     for task in tasks:
-        fp32 = samples_per_second(params, task, Path(args.results), device, "fp32")
+        family, options, prepared = prepare_task(params, task, Path(args.results) / "data" / params.tasks[task].dataset)
+        fp32 = samples_per_second(params, task, prepared, family, options, device, "fp32")
         if uses_bf16(device, "bf16"):
-            bf16 = samples_per_second(params, task, Path(args.results), device, "bf16")
+            bf16 = samples_per_second(params, task, prepared, family, options, device, "bf16")
             cells = f"{bf16:,.0f} | {bf16 / fp32:.2f}x"
         else:
             cells = "n/a | n/a"

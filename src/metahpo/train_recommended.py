@@ -69,10 +69,8 @@ def train_recommended(
     task: str, params: Params, data_dir: str | Path, recommendations_path: str | Path, out_dir: str | Path
 ) -> dict[str, Any]:
     """Train ``task``'s recommended config for the full budget; write ``out_dir``; return metrics.json."""
-    from metahpo.data import load_prepared
     from metahpo.io import atomic_dir
-    from metahpo.models import FAMILIES
-    from metahpo.training import resolve_device, train_model
+    from metahpo.training import prepare_task, resolve_device, train_model
 
     if task not in params.tasks:
         raise MetahpoError(f"unknown task {task!r}; valid names: {', '.join(sorted(params.tasks))}")
@@ -81,11 +79,7 @@ def train_recommended(
     recommendation = read_recommendation(recommendations_path, task, family_params.space)
     config = recommendation["config"]
 
-    family = FAMILIES.get(params.registered_family(family_name))
-    options = family.options(family_params.options)
-    dsdict, info = load_prepared(data_dir)
-    family.check_dataset(info, task)
-    data = family.prepare(dsdict, info, options)
+    family, options, data = prepare_task(params, task, data_dir)
     threshold = params.train_recommended.convergence_threshold
 
     with atomic_dir(out_dir) as tmp:

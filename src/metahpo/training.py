@@ -61,6 +61,21 @@ class Diverged(Exception):
     """The training loss became NaN or infinite."""
 
 
+def prepare_task(params, task: str, data_dir) -> tuple[Family, BaseModel, PreparedData]:
+    """(family, validated options, tensors) of ``task`` from its prepared dataset folder ``data_dir``.
+
+    Checks that the dataset's task type suits the family before the (possibly slow) tokenising.
+    """
+    import metahpo.data  # datasets is heavy: only stages that train pay for it
+
+    entry = params.tasks[task].family
+    family = FAMILIES.get(params.registered_family(entry))
+    options = family.options(params.families[entry].options)
+    dataset_dict, info = metahpo.data.load_prepared(data_dir)
+    family.check_dataset(info, task)
+    return family, options, family.prepare(dataset_dict, info, options)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

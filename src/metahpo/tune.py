@@ -23,15 +23,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-import metahpo.data
 from metahpo.config import Params
 from metahpo.hpo.base import STRATEGIES, Query, Strategy
 from metahpo.hpo.metadataset import HP_PREFIX, TaskData, from_frame, from_sweeps
 from metahpo.hpo.sweeps import read_sweep, task_metafeatures
 from metahpo.io import write_parquet
-from metahpo.models import FAMILIES
 from metahpo.sweep import append_partial, grid_configs, partial_path, read_partial, stable_seed
-from metahpo.training import resolve_device, train_model
+from metahpo.training import prepare_task, resolve_device, train_model
 
 TUNE_COLUMNS = (
     "task", "family", "strategy", "trial", "config", "epochs", "state", "val_metric", "best_val_metric",
@@ -96,11 +94,7 @@ def run_tune(
     import metahpo.hpo.strategies  # noqa: F401  registers the strategies
 
     spec = params.tasks[task]
-    family = FAMILIES.get(params.registered_family(spec.family))
-    dataset_dict, info = metahpo.data.load_prepared(data_dir)
-    family.check_dataset(info, task)
-    options = family.options(params.families[spec.family].options)
-    prepared = family.prepare(dataset_dict, info, options)  # once per task, shared by every trial
+    family, options, prepared = prepare_task(params, task, data_dir)  # once per task, shared by every trial
     device = resolve_device(params.device)
     target, prior, configs = target_pool(params, task, sweep_dir, metafeatures_dir)
 

@@ -5,7 +5,8 @@ strategy and seed. What is fitted on them (a prior task's GP, the meta-model's s
 prior GP's predictions over a pool) is the same each time, so it is computed once. The key is the
 identity of the objects it was computed from (held by weak references, so a recycled ``id`` never
 matches) plus a hashable extra key for settings; the cache assumes those objects are not modified in
-place (TaskData arrays never are). functools.lru_cache cannot do this: it hashes by value and keeps
+place (TaskData arrays never are). Cached arrays (alone or in a tuple) are made read-only, since
+every caller shares them. functools.lru_cache cannot do this: it hashes by value and keeps
 its arguments alive.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import weakref
 from typing import Any, Callable, Hashable, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 
@@ -28,10 +31,10 @@ class IdentityCache:
         if entry is not None and all(ref() is o for ref, o in zip(entry[0], objects)):
             return entry[1]
         value = compute()
+        for array in value if isinstance(value, tuple) else (value,):
+            if isinstance(array, np.ndarray):
+                array.flags.writeable = False
         if key not in self._entries and len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)))  # the oldest entry
         self._entries[key] = ([weakref.ref(o) for o in objects], value)
         return value
-
-    def clear(self) -> None:
-        self._entries.clear()

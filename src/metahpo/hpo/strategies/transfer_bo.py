@@ -80,12 +80,6 @@ def _fit_prior_gp(task: TaskData, rows: int, restarts: int) -> GaussianProcess:
     return GaussianProcess(restarts=restarts).fit(task.X[fit_rows], standardised(values)[fit_rows], seed=PRIOR_SEED)
 
 
-def read_only(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    for array in arrays:
-        array.flags.writeable = False  # shared through the cache
-    return arrays
-
-
 class PriorModel:
     """One prior task's GP, and its predictions on the target pool (cached: neither ever changes)."""
 
@@ -94,7 +88,7 @@ class PriorModel:
         self.gp = fitted_prior_gp(task, rows, restarts)
 
     def on_pool(self, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _pool_predictions.get((self.gp, pool), None, lambda: read_only(self.gp.predict(pool)))
+        return _pool_predictions.get((self.gp, pool), None, lambda: self.gp.predict(pool))
 
     def mean_at(self, pool: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return self.on_pool(pool)[0][rows]

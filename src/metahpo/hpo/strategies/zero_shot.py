@@ -87,9 +87,7 @@ def _fit_and_score(target: TaskData, usable: list[TaskData], rows_per_task: int,
         random_state=PRIOR_SEED, n_jobs=1,
     )
     forest.fit(features, labels)
-    scores = forest.predict(_with_meta_features(target.X, target.meta_features if use_meta_features else None))
-    scores.flags.writeable = False  # shared through the cache
-    return scores
+    return forest.predict(_with_meta_features(target.X, target.meta_features if use_meta_features else None))
 
 
 def prior_order(target: TaskData, prior: list[TaskData], seed: int) -> np.ndarray:
