@@ -78,6 +78,10 @@ def test_benchmark_stage_writes_regret_summary_and_exports(stage_inputs):
     assert mlp["tasks"] == ["iris-mlp", "wine-mlp"] and mlp["meta_features"] is True
     assert {row["strategy"] for row in mlp["summary"]} == {"random", "transfer_bo", "zero_shot"}
     assert all("regret@1" in row and "rank@last" in row for row in mlp["summary"])
+    # the fake meta-features have no n_validation: shares of the pool only
+    assert [row["task"] for row in mlp["resolution"]] == ["iris-mlp", "wine-mlp"]
+    assert all(row["pool"] == 4 and row["one_example"] is None for row in mlp["resolution"])
+    assert all(0.25 <= row["within_0.05"] <= 1 for row in mlp["resolution"])  # the best is within
 
     # the export is a valid meta-dataset: the failed row kept with a NaN objective
     export = root / "benchmark" / "export"

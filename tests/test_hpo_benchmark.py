@@ -77,6 +77,24 @@ def synthetic_files(tmp_path):
     return tmp_path
 
 
+def test_objective_resolution_by_hand():
+    table = pd.DataFrame({
+        "task": ["a"] * 5 + ["b"] * 4,
+        "hp.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.1, 0.2, 0.3, 0.4],
+        "objective": [0.9, 0.8, 0.9, 0.5, np.nan, 0.7, 0.7, 0.69, 0.6],
+    })  # fmt: skip
+    data = metadataset.from_frame(table)
+    resolution = metrics.objective_resolution(data, {"a": 10}).set_index("task")
+    # a: best 0.9, worst 0.5; one of 10 examples = 0.1 / 0.4 = regret 0.25; 2 of 5 rows at the best
+    # (the failed row counts as the worst); b: no validation size, and 0.69 is at regret 0.1
+    assert resolution.loc["a", "pool"] == 5 and resolution.loc["a", "n_validation"] == 10
+    assert resolution.loc["a", "one_example"] == pytest.approx(0.25)
+    assert resolution.loc["a", "within_0.05"] == resolution.loc["a", "within_0.01"] == pytest.approx(0.4)
+    assert np.isnan(resolution.loc["b", "one_example"])
+    assert resolution.loc["b", "within_0.05"] == pytest.approx(0.5)
+    assert resolution.loc["b", "within_0.01"] == pytest.approx(0.5)
+
+
 def test_cli_benchmark_writes_regret_and_caps_trials(synthetic_files, capsys):
     out = synthetic_files / "bench"
     argv = ["benchmark", "--meta-dataset", str(synthetic_files / "meta.parquet"), "--meta-features",

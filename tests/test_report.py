@@ -20,6 +20,7 @@ from metahpo.errors import MetahpoError
 from metahpo.hpo.metrics import summarize
 from metahpo.io import write_json, write_parquet
 from metahpo.report import SECTIONS, build_report
+from metahpo.report.tables import MISSING
 
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -199,12 +200,19 @@ def _tune_frame(task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# metrics.objective_resolution records as summary.json holds them (NaN as null: no validation size)
+RESOLUTION = [
+    {"task": "digits-mlp", "pool": 64, "n_validation": 270.0, "one_example": 0.0342, "within_0.05": 0.5, "within_0.01": 0.125},
+    {"task": "wine-mlp", "pool": 64, "n_validation": None, "one_example": None, "within_0.05": 0.25, "within_0.01": 0.25},
+]  # fmt: skip
+
+
 def _write_strategy_results(root: Path) -> None:
     """The benchmark and tune stages' outputs (docs/ARCHITECTURE.md), for family mlp and task digits-mlp."""
     regret = _benchmark_regret_frame()
     write_parquet(root / "benchmark" / "regret.parquet", regret)
     summary = {
-        "mlp": {"records": summarize(regret).to_dict("records"), "note": None},
+        "mlp": {"records": summarize(regret).to_dict("records"), "note": None, "resolution": RESOLUTION},
         "cnn": {"records": [], "note": SINGLE_TASK_NOTE},
     }
     write_json(root / "benchmark" / "summary.json", summary)
@@ -528,6 +536,17 @@ def test_benchmark_summary_shows_the_numbers(strategies):
     assert family.index("<td>random</td>") < family.index("<td>transfer_bo</td>")
     cnn = strategies.split('id="strategies-cnn"', 1)[1].split("<h3", 1)[0]
     assert f'class="note">{SINGLE_TASK_NOTE}' in cnn and "<img" not in cnn
+
+
+def test_benchmark_shows_how_fine_each_objective_is(strategies):
+    family = strategies.split('id="strategies-mlp"', 1)[1].split("<h3", 1)[0]
+    assert "<th>task</th>" + "".join(
+        f'<th class="num">{name}</th>'
+        for name in ("configs", "validation examples", "regret of one example", "configs within ≤0.05",
+                     "configs within ≤0.01")
+    ) in family  # fmt: skip
+    assert _table_row(family, "digits-mlp") == ["64", "270", "0.034", "50.0%", "12.5%"]
+    assert _table_row(family, "wine-mlp") == ["64", MISSING, MISSING, "25.0%", "25.0%"]
 
 
 def test_summary_wrapped_with_the_run_settings_reads_the_same(strategies, tmp_path):

@@ -4,7 +4,9 @@ Per ``families`` entry with two or more tasks (the entries that tasks name, in t
 sweep tables are exported to the meta-dataset schema (docs/META_DATASET.md) under ``export/``,
 every strategy of ``benchmark.strategies`` is replayed on every held-out task with seeds
 0..``benchmark.seeds``-1 (``metahpo.hpo.replay``), and the regret rows of all families go to one
-table. A family with a single task has no other task to transfer from, so it is skipped with a note.
+table. Beside each family's summary, ``resolution`` says per task how fine its objective is against
+the regret targets (``metrics.objective_resolution``; validation sizes from the meta-features).
+A family with a single task has no other task to transfer from, so it is skipped with a note.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from metahpo.config import Params
-from metahpo.hpo.metadataset import from_frame
-from metahpo.hpo.metrics import summarize
+from metahpo.hpo.metadataset import MF_PREFIX, from_frame
+from metahpo.hpo.metrics import objective_resolution, summarize
 from metahpo.hpo.replay import benchmark
 from metahpo.hpo.sweeps import family_frames
 from metahpo.io import atomic_dir, write_json, write_parquet
@@ -63,6 +65,7 @@ def run_benchmark(
                 "tasks": tasks,
                 "meta_features": mf_table is not None,
                 "summary": _records(summarize(regret)),
+                "resolution": _records(objective_resolution(data, _validation_sizes(mf_table))),
             }
 
     regret = pd.concat(regrets, ignore_index=True) if regrets else _empty_regret()
@@ -75,6 +78,14 @@ def run_benchmark(
     }
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _validation_sizes(mf_table: pd.DataFrame | None) -> dict[str, float] | None:
+    """task -> validation examples, from the exported meta-features (``mf.n_validation``) when there."""
+    column = f"{MF_PREFIX}n_validation"
+    if mf_table is None or column not in mf_table.columns:
+        return None
+    return dict(zip(mf_table["task"], pd.to_numeric(mf_table[column], errors="coerce")))
 
 
 def _empty_regret() -> pd.DataFrame:

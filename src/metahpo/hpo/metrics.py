@@ -17,10 +17,14 @@ Conventions, shared by every function here:
 from __future__ import annotations
 
 import math
+from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from metahpo.hpo.metadataset import MetaDataset
+from metahpo.hpo.replay import pool_regret, regret_scale
 
 RUN = ["strategy", "task", "seed"]
 CHECKPOINTS = (1, 5, 10, 25, 50)
@@ -98,6 +102,30 @@ def time_to_target_summary(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFram
     return per_run.groupby(["strategy", "target"], as_index=False).agg(
         median_trials=("trials", "median"), median_cost=("cost", "median"), fraction_reached=("reached", "mean")
     )
+
+
+def objective_resolution(
+    data: MetaDataset, n_validation: Optional[Mapping[str, float]] = None, targets=TARGETS
+) -> pd.DataFrame:
+    """How fine each task's objective is, against the regret targets: one row per task.
+
+    ``pool``: configurations; ``within_<t>``: the share of the pool at regret <= t (random search
+    needs about 1 / share trials to reach t); with ``n_validation`` (task -> validation examples, for
+    an accuracy-like objective), ``one_example``: the regret of one validation example,
+    1 / n_validation / (best - worst). A target below it asks for an exact tie with the best.
+    """
+    rows = []
+    for name, task in data.tasks.items():
+        regret = pool_regret(task)
+        best, worst = regret_scale(task)
+        count = (n_validation or {}).get(name)
+        usable = count is not None and math.isfinite(float(count)) and count > 0 and best > worst
+        row = {"task": name, "pool": len(task), "n_validation": float(count) if usable else math.nan,
+               "one_example": 1.0 / float(count) / (best - worst) if usable else math.nan}  # fmt: skip
+        for target in targets:
+            row[f"within_{target:g}"] = float((regret <= target + 1e-12).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def summarize(regret: pd.DataFrame, checkpoints=CHECKPOINTS, targets=TARGETS) -> pd.DataFrame:

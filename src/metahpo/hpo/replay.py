@@ -40,6 +40,14 @@ def regret_scale(task: TaskData) -> tuple[float, float]:
     return float(finite.max()), float(finite.min())
 
 
+def pool_regret(task: TaskData) -> np.ndarray:
+    """Normalised regret of every row of a task's pool, as if it were the best found (failed rows: 1)."""
+    best, worst = regret_scale(task)
+    if best == worst:
+        return np.where(np.isfinite(task.y), 0.0, 1.0)
+    return np.where(np.isfinite(task.y), (best - task.y) / (best - worst), 1.0)
+
+
 def replay(
     strategy: type[Strategy], data: MetaDataset, task: str, seed: int, trials: int
 ) -> pd.DataFrame:

@@ -372,6 +372,7 @@ def _benchmark_part(params: Params, results: ResultsTree) -> dict:
                 "family": family,
                 "notes": block_notes,
                 "table": _benchmark_summary_table(entry["records"]) if entry.get("records") else None,
+                "resolution": _resolution_table(entry["resolution"]) if entry.get("resolution") else None,
                 **(_regret_figures(rows) if rows is not None else {"trials_figure": None, "cost_figure": None}),
             }
         )
@@ -390,7 +391,11 @@ def _family_summaries(summary: Any) -> Optional[dict[str, dict]]:
     if not isinstance(families, dict) or not all(isinstance(entry, dict) for entry in families.values()):
         return None
     return {
-        family: {"records": entry.get("records", entry.get("summary")), "note": entry.get("note")}
+        family: {
+            "records": entry.get("records", entry.get("summary")),
+            "note": entry.get("note"),
+            "resolution": entry.get("resolution"),
+        }
         for family, entry in families.items()
     }
 
@@ -496,6 +501,25 @@ def _benchmark_summary_table(records: list[dict]) -> Table:
         ]
     )
     return Table.build(columns, rows, caption="mean normalised regret ±95% interval; median trials and seconds")
+
+
+def _resolution_table(records: list[dict]) -> Table:
+    """``metrics.objective_resolution`` rows: how fine each task's objective is against the regret targets."""
+    frame = pd.DataFrame(records)
+    targets = sorted((c.removeprefix("within_") for c in frame.columns if c.startswith("within_")), key=float, reverse=True)
+    rows = [
+        [str(row["task"]), fmt_int(row["pool"]), fmt_int(row.get("n_validation")), fmt_metric(row.get("one_example"))]
+        + [fmt_percent(row[f"within_{t}"]) for t in targets]
+        for _, row in frame.iterrows()
+    ]
+    columns = [("task", False), ("configs", True), ("validation examples", True), ("regret of one example", True)]
+    columns += [(f"configs within ≤{t}", True) for t in targets]
+    return Table.build(
+        columns,
+        rows,
+        caption="how fine each task's objective is: a target below one validation example's regret asks for an "
+        "exact tie with the sweep's best; random search needs about 1 / (share within the target) trials",
+    )
 
 
 def _fmt_interval(mean: Any, low: Any, high: Any) -> str:
