@@ -86,6 +86,14 @@ def test_snakemake_and_dvc_agree_on_every_job(repo_root):
             assert any(_covers(dep, path) for dep in d["deps"]), (name, path)
         for dep in d["deps"]:
             assert any(_covers(dep, path) for path in s["inputs"]), (name, dep)
+            # a code folder DVC hashes whole: Snakemake must see every source file in it (the
+            # report's template too), or an edit reruns the stage under one tool and not the other
+            if dep.startswith("src/") and (repo_root / dep).is_dir():
+                sources = {
+                    str(f.relative_to(repo_root)) for f in (repo_root / dep).rglob("*")
+                    if f.is_file() and "__pycache__" not in f.parts
+                }  # fmt: skip
+                assert sources <= set(s["inputs"]), (name, sorted(sources - set(s["inputs"])))
 
 
 def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):

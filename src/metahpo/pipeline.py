@@ -189,12 +189,16 @@ def _fields(params: Mapping[str, Any], stage: Stage, key: Optional[str]) -> dict
 
 
 def _code_files(paths: tuple[str, ...], root: str = ".") -> list[str]:
-    """Folders expand to their .py files: Snakemake compares file mtimes, not folder contents."""
+    """Folders expand to their source files (.py, and package data such as the report's template):
+    Snakemake compares file mtimes, not folder contents, and DVC hashes the whole folder."""
     files: list[str] = []
     for path in paths:
         if os.path.isdir(os.path.join(root, path)):
-            found = glob.glob("**/*.py", root_dir=os.path.join(root, path), recursive=True)
-            files.extend(f"{path}/{f}" for f in sorted(found) if "__pycache__" not in f)
+            found = glob.glob("**/*", root_dir=os.path.join(root, path), recursive=True)
+            files.extend(
+                f"{path}/{f}" for f in sorted(found)
+                if os.path.isfile(os.path.join(root, path, f)) and "__pycache__" not in f and not f.endswith(".pyc")
+            )  # fmt: skip
         else:
             files.append(path)
     return files
