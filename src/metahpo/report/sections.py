@@ -517,8 +517,7 @@ def _resolution_table(records: list[dict]) -> Table:
     return Table.build(
         columns,
         rows,
-        caption="how fine each task's objective is: a target below one validation example's regret asks for an "
-        "exact tie with the sweep's best; random search needs about 1 / (share within the target) trials",
+        caption="how fine each task's objective is, against the regret targets",
     )
 
 
