@@ -21,9 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from metahpo.hpo.metrics import regret_at, time_to_target_summary
-
-TARGETS = (0.05, 0.01)
+from metahpo.hpo.metrics import TARGETS, regret_at, time_to_target_summary
 
 
 def target_rows(regret: pd.DataFrame, strategy: str, baseline: str) -> list[dict]:
@@ -47,8 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     regret = pd.read_parquet(out / "regret.parquet")
-    seeds = regret["seed"].nunique()
-    print(f"{out / 'regret.parquet'}: {regret['task'].nunique()} tasks, {seeds} seeds, {regret['trial'].max()} trials")
+    print(f"{out / 'regret.parquet'}: {regret['task'].nunique()} tasks, {regret['seed'].nunique()} seeds, "
+          f"{regret['trial'].max()} trials")
     pooled = regret.assign(task=regret["family"] + "/" + regret["task"])
     tables, resolution = [], []
     for family, group in [*regret.groupby("family", sort=False), ("all tasks", pooled)]:

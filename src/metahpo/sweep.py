@@ -18,12 +18,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-import metahpo.data
 from metahpo.config import HyperparameterSpace, Params
 from metahpo.errors import MetahpoError
 from metahpo.io import write_parquet, write_text
-from metahpo.models import FAMILIES
-from metahpo.training import resolve_device, train_model
+from metahpo.training import prepare_task, resolve_device, train_model
 
 Space = dict[str, HyperparameterSpace]
 
@@ -139,10 +137,6 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run (or finish) the sweep of ``task`` on the prepared dataset in ``data_dir``; write ``out_path``."""
     spec = params.tasks[task]
-    family = FAMILIES.get(params.registered_family(spec.family))
-    family_params = params.families[spec.family]
-    dataset_dict, info = metahpo.data.load_prepared(data_dir)
-    family.check_dataset(info, task)
     device = resolve_device(params.device)
     trials = planned_trials(task, params)
     if not trials:
@@ -158,8 +152,7 @@ def run_sweep(
 
     todo = [t for t in trials if t["trial_id"] not in done]
     if todo:
-        options = family.options(family_params.options)
-        prepared = family.prepare(dataset_dict, info, options)  # once per task, shared by every trial
+        family, options, prepared = prepare_task(params, task, data_dir)  # once per task, shared by every trial
         bar = tqdm(total=len(trials), initial=len(done), desc=task, unit="trial", disable=not progress)
         best = _best_val_metric(done.values())
         try:
