@@ -3,7 +3,7 @@ PYTHON ?= python3
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install browser run test dvc.yaml
+.PHONY: install browser run test generated
 
 install:
 	$(PYTHON) -m pip install --quiet -e ".[test]"
@@ -22,6 +22,6 @@ run: install
 test: install browser
 	$(PYTHON) -m pytest
 
-# dvc.yaml is generated from the stage table in src/metahpo/pipeline.py
-dvc.yaml:
-	$(PYTHON) -m metahpo.pipeline > dvc.yaml
+# dvc.yaml and scripts/<stage>.py are generated from the stage table in src/metahpo/pipeline.py
+generated:
+	$(PYTHON) -m metahpo.pipeline --write

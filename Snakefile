@@ -1,7 +1,8 @@
 # Meta-learned hyperparameter tuning. Run: snakemake --cores 1 --resources gpu=1
 # Another profile: snakemake --cores 1 --resources gpu=1 --config params=profiles/mirror-small.yaml
 # Stages, paths and commands come from the stage table in src/metahpo/pipeline.py, which also
-# renders dvc.yaml, so Snakemake and DVC run the same commands on the same paths.
+# renders dvc.yaml, so Snakemake and DVC run the same commands on the same paths; each job records
+# itself in dvc.lock when it succeeds (metahpo.toolsync), so `dvc repro` afterwards runs nothing.
 from metahpo import pipeline
 from metahpo.config import load_params
 from metahpo.errors import MetahpoError
@@ -11,7 +12,7 @@ try:
     PARAMS = load_params(PARAMS_FILE)  # validated before any job is scheduled
 except MetahpoError as err:
     raise WorkflowError(str(err)) from None
-RAW_PARAMS = PARAMS.model_dump(mode="json")
+RAW_PARAMS = pipeline.read_raw_params(PARAMS_FILE)  # the values DVC hashes, so both tools rerun alike
 
 
 include: "workflow/rules/common.smk"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from metahpo.data import load_prepared  # noqa: F401  imports datasets now: load times exclude the import
+from metahpo.data.prepare import load_prepared  # noqa: F401  imports datasets now: load times exclude the import
 from metahpo.config import load_params
 from metahpo.training import prepare_task
 

@@ -1,9 +1,9 @@
-"""Stage benchmark: replay HPO strategies on the sweeps -> results/benchmark/.
+"""Stage benchmark: replay every HPO strategy leave-one-task-out on the sweeps -> results/benchmark/.
 
 Usage: python scripts/benchmark.py [--params PARAMS]
 """
 import sys
 
-from metahpo.cli import main
+from metahpo.stages import main
 
-sys.exit(main(["benchmark-sweeps", *sys.argv[1:]]))
+sys.exit(main('benchmark', sys.argv[1:]))

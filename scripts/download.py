@@ -1,9 +1,9 @@
-"""Stage download: download one dataset into results/data/DATASET/.
+"""Stage download: download and split one dataset -> results/data/DATASET/.
 
 Usage: python scripts/download.py DATASET [--params PARAMS]
 """
 import sys
 
-from metahpo.cli import main
+from metahpo.stages import main
 
-sys.exit(main(["download", *sys.argv[1:]]))
+sys.exit(main('download', sys.argv[1:]))

@@ -1,9 +1,9 @@
-"""Stage fit_meta: meta-models and leave-one-task-out evaluation -> results/meta/.
+"""Stage fit_meta: meta-models and their leave-one-task-out evaluation -> results/meta/.
 
 Usage: python scripts/fit_meta.py [--params PARAMS]
 """
 import sys
 
-from metahpo.cli import main
+from metahpo.stages import main
 
-sys.exit(main(["fit-meta", *sys.argv[1:]]))
+sys.exit(main('fit_meta', sys.argv[1:]))

@@ -4,6 +4,6 @@ Usage: python scripts/metafeatures.py DATASET [--params PARAMS]
 """
 import sys
 
-from metahpo.cli import main
+from metahpo.stages import main
 
-sys.exit(main(["metafeatures", *sys.argv[1:]]))
+sys.exit(main('metafeatures', sys.argv[1:]))

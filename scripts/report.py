@@ -1,9 +1,9 @@
-"""Stage report: the HTML report -> results/report/index.html.
+"""Stage report: the self-contained HTML report -> results/report/index.html.
 
 Usage: python scripts/report.py [--params PARAMS]
 """
 import sys
 
-from metahpo.cli import main
+from metahpo.stages import main
 
-sys.exit(main(["report", *sys.argv[1:]]))
+sys.exit(main('report', sys.argv[1:]))

@@ -1,9 +1,9 @@
-"""Stage tune: real HPO of one task, strategy next to baseline -> results/tune/TASK.parquet.
+"""Stage tune: real HPO of one task, tune.strategy next to tune.baseline -> results/tune/TASK.parquet.
 
 Usage: python scripts/tune.py TASK [--params PARAMS]
 """
 import sys
 
-from metahpo.cli import main
+from metahpo.stages import main
 
-sys.exit(main(["tune", *sys.argv[1:]]))
+sys.exit(main('tune', sys.argv[1:]))

@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 
 from metahpo.config import DatasetParams, DownloadParams, Params
-from metahpo.data import (
-    DATASETS,
-    check_source,
-    source_task_type,
-    detect_columns,
-    download_dataset,
-    input_array,
-    label_array,
-    load_prepared,
-)
+from metahpo.data import DATASETS, check_source, source_task_type
+from metahpo.data.columns import detect_columns
+from metahpo.data.prepare import download_dataset, input_array, label_array, load_prepared
 from metahpo.errors import DataError, MetahpoError
 
 

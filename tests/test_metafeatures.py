@@ -7,7 +7,7 @@ import json
 import pytest
 
 from metahpo.config import DatasetParams, DownloadParams, MetafeatureParams, Params
-from metahpo.data import download_dataset
+from metahpo.data.prepare import download_dataset
 from metahpo.metafeatures import FEATURE_NAMES, GROUPS, compute_metafeatures, write_metafeatures
 
 

@@ -20,9 +20,35 @@ TINY = Path(__file__).parent / "data" / "params_tiny.yaml"
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def test_committed_dvc_yaml_is_generated_from_the_stage_table(repo_root):
+def test_committed_generated_files_match_the_stage_table(repo_root):
     committed = (repo_root / "dvc.yaml").read_text()
-    assert committed == pipeline.render_dvc_yaml(), "dvc.yaml is stale: run `make dvc.yaml`"
+    assert committed == pipeline.render_dvc_yaml(str(repo_root)), "dvc.yaml is stale: run `make generated`"
+    for stage in pipeline.STAGES:
+        script = repo_root / stage.script
+        assert script.is_file() and script.read_text() == pipeline.render_script(stage), (
+            f"{stage.script} is missing or stale: run `make generated`"
+        )
+    assert sorted(p.name for p in (repo_root / "scripts").glob("*.py")) == sorted(
+        f"{s.name}.py" for s in pipeline.STAGES
+    ), "scripts/ holds an entry point of no stage"
+
+
+def test_every_stage_has_its_module_rule_and_subcommand(repo_root):
+    import importlib
+
+    from metahpo.cli import build_parser
+
+    snakefile = (repo_root / "Snakefile").read_text()
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    rule_files = sorted(p.stem for p in (repo_root / "workflow" / "rules").glob("*.smk") if p.stem != "common")
+    assert rule_files == sorted(s.name for s in pipeline.STAGES), "one workflow/rules/<stage>.smk per stage"
+    for stage in pipeline.STAGES:
+        assert callable(importlib.import_module(stage.module).run), stage.module
+        assert f'include: "workflow/rules/{stage.name}.smk"' in snakefile, stage.name
+        rule = (repo_root / "workflow" / "rules" / f"{stage.name}.smk").read_text()
+        assert f"rule {stage.name}:" in rule and f'stage_shell("{stage.name}")' in rule, stage.name
+        assert ("gpu=1" in rule) == stage.gpu, f"{stage.name}: the rule's gpu resource and the table disagree"
+        assert stage.subcommand in subcommands, stage.subcommand
 
 
 def snakemake_jobs(workdir: Path, snakefile: Path, *extra: str) -> dict[tuple[str, str], dict]:
@@ -69,31 +95,30 @@ def _covers(dep: str, path: str) -> bool:
 
 
 def test_snakemake_and_dvc_agree_on_every_job(repo_root):
-    raw = load_params(repo_root / "params.yaml").model_dump(mode="json")
+    raw = pipeline.read_raw_params(repo_root / "params.yaml")
+    load_params(repo_root / "params.yaml")  # valid
     smk = snakemake_jobs(repo_root, repo_root / "Snakefile")
     dvc = dvc_stages(repo_root)
-    table = pipeline.expand_jobs(raw, root=str(repo_root))
+    table = pipeline.expand_jobs(raw)
     assert len(smk) == len(dvc) == len(table)
     for job in table:
-        name = f"{job.stage}@{job.key}" if job.key else job.stage
-        s, d = smk[(job.stage, job.outputs[0])], dvc[name]
-        assert s["cmd"] == d["cmd"] == job.cmd, name
-        assert s["outputs"] == d["outputs"] == job.outputs, name
+        name = job.address
+        s, d = smk[(job.stage, job.outs[0])], dvc[name]
+        assert d["cmd"] == job.cmd, name
+        # Snakemake runs the same command, then records the job in dvc.lock
+        assert s["cmd"] == f"{job.cmd} && python -m metahpo.toolsync record {name} --params params.yaml", name
+        assert s["outputs"] == d["outputs"] == job.outs, name
         assert sorted(d["params"]) == sorted(job.params), name
-        assert sorted(s["inputs"]) == sorted(job.inputs), name
+        stage = pipeline.STAGE_BY_NAME[job.stage]
+        assert sorted(s["inputs"]) == sorted(pipeline.job_inputs(stage, raw, job.key, str(repo_root))), name
         # DVC depends on folders where Snakemake lists files: each covers the other exactly
         for path in s["inputs"]:
             assert any(_covers(dep, path) for dep in d["deps"]), (name, path)
         for dep in d["deps"]:
             assert any(_covers(dep, path) for path in s["inputs"]), (name, dep)
-            # a code folder DVC hashes whole: Snakemake must see every source file in it (the
-            # report's template too), or an edit reruns the stage under one tool and not the other
-            if dep.startswith("src/") and (repo_root / dep).is_dir():
-                sources = {
-                    str(f.relative_to(repo_root)) for f in (repo_root / dep).rglob("*")
-                    if f.is_file() and "__pycache__" not in f.parts
-                }  # fmt: skip
-                assert sources <= set(s["inputs"]), (name, sorted(sources - set(s["inputs"])))
+        # code deps are files for both tools: the stage's import closure, the same list
+        code = [dep for dep in d["deps"] if dep.startswith(("src/", "scripts/"))]
+        assert code == stage.code(str(repo_root)), name
 
 
 def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):

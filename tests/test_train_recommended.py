@@ -94,7 +94,7 @@ def recommendations(tmp_path):
 def test_train_recommended_end_to_end(tiny_digits, recommendations, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    from metahpo.data import load_prepared
+    from metahpo.data.prepare import load_prepared
     from metahpo.models import FAMILIES
 
     monkeypatch.chdir(tmp_path)  # dvclive must not write outside its folder

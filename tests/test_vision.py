@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from metahpo.config import DatasetParams, DownloadParams, Params
-from metahpo.data import download_dataset, load_prepared
+from metahpo.data.prepare import download_dataset, load_prepared
 from metahpo.models import FAMILIES
 from metahpo.models.vision import ResNetClassifier
 from metahpo.training import train_model

@@ -1,7 +1,7 @@
 """``metahpo`` command line: one subcommand per pipeline stage, plus helpers.
 
-scripts/<stage>.py call ``main`` with their stage name, so Snakemake, DVC and a user at the shell run
-the same code. A user-fixable problem (``MetahpoError``) prints one message and exits with 2 before
+The stage subcommands come from the stage table (``metahpo.pipeline``) and run what scripts/<stage>.py
+runs (``metahpo.stages.main``), so Snakemake, DVC and a user at the shell run the same code. A user-fixable problem (``MetahpoError``) prints one message and exits with 2 before
 any output is written.
 """
 
@@ -12,89 +12,16 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from metahpo import pipeline
 from metahpo.errors import MetahpoError
-
-RESULTS = Path("results")
+from metahpo.stages import add_arguments as add_stage_arguments
+from metahpo.stages import run_stage
 
 
 def _params(args):
     from metahpo.config import load_params
 
     return load_params(args.params)
-
-
-def _require(name: str, names, kind: str) -> None:
-    if name not in names:
-        raise MetahpoError(f"unknown {kind} {name!r}; valid names in params: {', '.join(sorted(names)) or '(none)'}")
-
-
-def _task_data_dir(params, task: str) -> Path:
-    """The prepared dataset a task trains on; an unknown task lists the valid ones."""
-    _require(task, params.tasks, "task")
-    return RESULTS / "data" / params.tasks[task].dataset
-
-
-def cmd_download(args) -> None:
-    params = _params(args)
-    from metahpo.data import download_dataset
-    _require(args.dataset, params.datasets, "dataset")
-    download_dataset(args.dataset, params, RESULTS / "data" / args.dataset)
-
-
-def cmd_metafeatures(args) -> None:
-    params = _params(args)
-    from metahpo.metafeatures import write_metafeatures
-    _require(args.dataset, params.datasets, "dataset")
-    write_metafeatures(RESULTS / "data" / args.dataset, RESULTS / "metafeatures" / f"{args.dataset}.json", params)
-
-
-def cmd_sweep(args) -> None:
-    params = _params(args)
-    from metahpo.sweep import run_sweep
-    run_sweep(args.task, params, _task_data_dir(params, args.task), RESULTS / "sweep" / f"{args.task}.parquet")
-
-
-def cmd_fit_meta(args) -> None:
-    params = _params(args)
-    from metahpo.meta import fit_meta
-    fit_meta(params, RESULTS / "sweep", RESULTS / "metafeatures", RESULTS / "meta")
-
-
-def cmd_train_recommended(args) -> None:
-    params = _params(args)
-    from metahpo.train_recommended import train_recommended
-    train_recommended(
-        args.task,
-        params,
-        _task_data_dir(params, args.task),
-        RESULTS / "meta" / "recommendations.json",
-        RESULTS / "train" / args.task,
-    )
-
-
-def cmd_benchmark_sweeps(args) -> None:
-    params = _params(args)
-    from metahpo.benchmark import run_benchmark
-    run_benchmark(params, RESULTS / "sweep", RESULTS / "metafeatures", RESULTS / "benchmark", progress=sys.stderr.isatty())
-
-
-def cmd_tune(args) -> None:
-    params = _params(args)
-    from metahpo.tune import run_tune
-    run_tune(
-        args.task,
-        params,
-        _task_data_dir(params, args.task),
-        RESULTS / "sweep",
-        RESULTS / "metafeatures",
-        RESULTS / "tune" / f"{args.task}.parquet",
-    )
-
-
-def cmd_report(args) -> None:
-    params = _params(args)
-    from metahpo.report import build_report
-    build_report(params, args.params, RESULTS, RESULTS / "report" / "index.html")
 
 
 def cmd_check(args) -> None:
@@ -119,7 +46,7 @@ def cmd_list(args) -> None:
         print(name)
 
 
-def cmd_benchmark(args) -> None:
+def cmd_replay(args) -> None:
     from metahpo.hpo import metadataset
     from metahpo.hpo.base import STRATEGIES
     from metahpo.hpo.metrics import format_summary, summarize
@@ -170,7 +97,7 @@ def cmd_recommend(args) -> None:
         raise MetahpoError(f"--top-k and --max-train must be at least 1, got {args.top_k} and {args.max_train}")
     params = _params(args)
     meta_model = load_meta_model(args.meta_model, args.model)  # fails before the slow imports and the download
-    from metahpo.data import download_dataset
+    from metahpo.data.prepare import download_dataset
     from metahpo.metafeatures import compute_metafeatures
 
     source, mirror = _recommend_source(args.dataset)
@@ -212,16 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("download", cmd_download, "download and split one dataset", "dataset")
-    add("metafeatures", cmd_metafeatures, "meta-features of one dataset", "dataset")
-    add("sweep", cmd_sweep, "grid + random search of one task", "task")
-    add("fit-meta", cmd_fit_meta, "fit meta-models, leave-one-task-out evaluation")
-    add("train-recommended", cmd_train_recommended, "train one task's recommended config", "task")
-    add("benchmark-sweeps", cmd_benchmark_sweeps, "replay HPO strategies on the pipeline's sweeps (benchmark stage)")
-    add("tune", cmd_tune, "real HPO of one task: tune.strategy next to tune.baseline", "task")
-    add("report", cmd_report, "write results/report/index.html")
+    for stage in pipeline.STAGES:  # one subcommand per stage, from the stage table
+        p = sub.add_parser(stage.subcommand, help=stage.help)
+        add_stage_arguments(p, stage)
+        p.set_defaults(func=lambda args, stage=stage: run_stage(
+            stage.name, args.params, getattr(args, stage.wildcard) if stage.over else None))
     add("check", cmd_check, "validate a params file")
-    bench = sub.add_parser("benchmark", help="replay HPO strategies on a meta-dataset, write regret.parquet")
+    bench = sub.add_parser("replay", help="replay HPO strategies on any meta-dataset, write regret.parquet")
     bench.add_argument("--meta-dataset", required=True, help="Parquet meta-dataset (docs/META_DATASET.md)")
     bench.add_argument("--meta-features", help="Parquet table: task + mf.<name> columns")
     bench.add_argument("--direction", choices=["max", "min"], default="max", help="of the objective (default: max)")
@@ -229,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--trials", type=int, required=True, help="evaluations per run (capped at a task's pool)")
     bench.add_argument("--seeds", type=int, default=5, help="seeds 0..S-1 per strategy and task (default: 5)")
     bench.add_argument("--out", required=True, help="folder for regret.parquet")
-    bench.set_defaults(func=cmd_benchmark)
+    bench.set_defaults(func=cmd_replay)
     rec = add("recommend", cmd_recommend, "top configurations for a new dataset from the fitted meta-model")
     rec.add_argument("--dataset", required=True, help="Hub id org/name, mirror path <mirror>/<org>/<name>, or bundled name")
     rec.add_argument("--model", required=True, help="model family (its meta-model must be fitted)")
     rec.add_argument("--top-k", type=int, default=5, help="how many configurations (default: 5)")
-    rec.add_argument("--meta-model", default=str(RESULTS / "meta" / "model"), help="fit_meta's model folder")
+    rec.add_argument("--meta-model", default=pipeline.STAGE_BY_NAME["fit_meta"].output("model"), help="fit_meta's model folder")
     rec.add_argument("--max-train", type=int, help="subsample train like the meta-model's tasks did (default: all)")
     lister = sub.add_parser("list", help="registered datasets or model families")
     lister.add_argument("what", choices=["datasets", "families"])

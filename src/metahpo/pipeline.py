@@ -1,8 +1,12 @@
 """The stage table: the one declaration of the pipeline DAG.
 
-Snakemake's rules (workflow/rules/*.smk) take their inputs, outputs, params and shell commands from
-here, and dvc.yaml is rendered from here (``python -m metahpo.pipeline > dvc.yaml``; a test keeps the
-committed file in sync). Both tools therefore run the same commands on the same paths.
+A stage is declared once, by its row here, its module ``metahpo.stages.<name>`` (a ``run(params,
+job)`` function) and its params section. Everything else derives from the row: the Snakemake rule
+(workflow/rules/<name>.smk calls ``stage_rule``-style helpers in workflow/rules/common.smk),
+dvc.yaml (``python -m metahpo.pipeline > dvc.yaml``; a test keeps the committed file in sync), the
+entry point scripts/<name>.py, the ``metahpo <name>`` subcommand, and the paths the stage and the
+report read and write. The stage's code dependencies are the import closure of its module
+(``metahpo.codedeps``), so both tools rerun a stage exactly when code it imports changes.
 
 Path templates use ``{key}`` for the entry a per-entry stage runs for (a dataset or a task name) and
 ``{dataset}`` / ``{family}`` for the task's dataset and family. ``Each(template, over)`` is "one path
@@ -12,17 +16,22 @@ foreach cannot enumerate params inside another stage's deps).
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 import yaml
 
-from metahpo.train_recommended import DVCLIVE_METRICS  # the per-epoch files dvclive writes
+from metahpo import codedeps
 
 PARAMS_FILE = "params.yaml"
+RESULTS = "results"  # every output template starts here
+LIB = "src/metahpo"  # the package in a checkout: code deps are its files
+RUNNER = "metahpo.stages"  # parses a stage's command line and runs it: in every stage's closure
+DVCLIVE_METRICS = ("train_loss", "val_loss", "val_metric", "seconds")  # the per-epoch files dvclive writes
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class Each:
 
     @property
     def folder(self) -> str:
-        """The folder that holds every entry's path: DVC's dependency."""
+        """The folder that holds every entry's path: DVC's dependency, and what the stage reads."""
         return self.template.split("{key}")[0].rstrip("/")
 
 
@@ -43,8 +52,7 @@ Dep = Union[str, Each]
 class Stage:
     name: str
     over: Optional[str]  # None: runs once; "datasets" / "tasks": once per entry of that params dict
-    script: str
-    code: tuple[str, ...]  # library files/folders whose change must rerun the stage
+    help: str  # one line: the subcommand's help, the script's and the rule's comment
     deps: tuple[Dep, ...]
     params: tuple[str, ...]  # dotted params.yaml keys
     outs: tuple[str, ...]
@@ -55,6 +63,18 @@ class Stage:
     @property
     def wildcard(self) -> Optional[str]:
         return {"datasets": "dataset", "tasks": "task", None: None}[self.over]
+
+    @property
+    def module(self) -> str:
+        return f"metahpo.stages.{self.name}"
+
+    @property
+    def script(self) -> str:
+        return f"scripts/{self.name}.py"
+
+    @property
+    def subcommand(self) -> str:
+        return self.name.replace("_", "-")
 
     def command(self, key: str = "{key}", params_file: str = PARAMS_FILE) -> str:
         cmd = f"python {self.script}"
@@ -67,21 +87,36 @@ class Stage:
     def all_outputs(self) -> tuple[str, ...]:
         return self.outs + self.metrics + self.plots
 
+    def code(self, root: str | os.PathLike = ".") -> list[str]:
+        """The stage's code deps, relative to ``root``: its script, then its modules' import closure."""
+        return [self.script, *_closure_files(self.module, str(Path(root).resolve()))]
+
+    def output(self, suffix: str, key: Optional[str] = None) -> str:
+        """The output path ending in ``suffix`` (e.g. ``loto.parquet``): readers name a stage's file, never its folder."""
+        found = [o for o in self.all_outputs() if o.endswith(suffix)]
+        if len(found) != 1:
+            raise KeyError(f"stage {self.name} has {len(found)} outputs ending in {suffix!r}: {self.all_outputs()}")
+        return found[0].format(key=key) if key is not None else found[0]
+
+
+@lru_cache(maxsize=None)
+def _closure_files(module: str, root: str) -> tuple[str, ...]:
+    """The import closure of the runner and ``module`` as files under ``root`` (its src/metahpo, else the installed package)."""
+    package = Path(root, LIB)
+    files = codedeps.code_files([RUNNER, module], package if package.is_dir() else None)
+    base = (package if package.is_dir() else codedeps.package_root()).resolve().parent.parent
+    return tuple(str(f.relative_to(base)) for f in files)
+
 
 def is_dir(template: str) -> bool:
     """Convention: an output template without a file extension is a folder."""
     return "." not in os.path.basename(template.replace("{key}", "x"))
 
-
-LIB = "src/metahpo"
-TRAINING_CODE = (f"{LIB}/training.py", f"{LIB}/models")
-
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="download",
         over="datasets",
-        script="scripts/download.py",
-        code=(f"{LIB}/data",),
+        help="download and split one dataset -> results/data/DATASET/",
         deps=(),
         params=("seed", "datasets.{key}", "download"),
         outs=("results/data/{key}",),
@@ -89,8 +124,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="metafeatures",
         over="datasets",
-        script="scripts/metafeatures.py",
-        code=(f"{LIB}/metafeatures.py",),
+        help="meta-features of one dataset -> results/metafeatures/DATASET.json",
         deps=("results/data/{key}",),
         params=("seed", "metafeatures"),
         outs=("results/metafeatures/{key}.json",),
@@ -98,8 +132,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="sweep",
         over="tasks",
-        script="scripts/sweep.py",
-        code=(f"{LIB}/sweep.py",) + TRAINING_CODE,
+        help="grid + random search of one task -> results/sweep/TASK.parquet (resumable)",
         deps=("results/data/{dataset}",),
         params=("seed", "device", "precision", "tasks.{key}", "sweep", "families.{family}"),
         outs=("results/sweep/{key}.parquet",),
@@ -108,8 +141,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="fit_meta",
         over=None,
-        script="scripts/fit_meta.py",
-        code=(f"{LIB}/meta",),
+        help="meta-models and their leave-one-task-out evaluation -> results/meta/",
         deps=(Each("results/sweep/{key}.parquet", "tasks"), Each("results/metafeatures/{key}.json", "datasets")),
         params=("seed", "tasks", "families", "meta"),
         outs=("results/meta/model", "results/meta/loto.parquet", "results/meta/recommendations.json"),
@@ -117,8 +149,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="train_recommended",
         over="tasks",
-        script="scripts/train_recommended.py",
-        code=(f"{LIB}/train_recommended.py",) + TRAINING_CODE,
+        help="full-budget training of one task's recommended config -> results/train/TASK/",
         deps=("results/data/{dataset}", "results/meta/recommendations.json"),
         params=("seed", "device", "precision", "tasks.{key}", "families.{family}", "train_recommended"),
         outs=("results/train/{key}/model.safetensors",),
@@ -130,8 +161,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="benchmark",
         over=None,
-        script="scripts/benchmark.py",
-        code=(f"{LIB}/benchmark.py", f"{LIB}/hpo"),
+        help="replay every HPO strategy leave-one-task-out on the sweeps -> results/benchmark/",
         deps=(Each("results/sweep/{key}.parquet", "tasks"), Each("results/metafeatures/{key}.json", "datasets")),
         params=("tasks", "benchmark"),  # tasks: which sweeps form a family's meta-dataset
         # the exports sit in a folder of their own: their names depend on params.families
@@ -140,8 +170,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="tune",
         over="tasks",
-        script="scripts/tune.py",
-        code=(f"{LIB}/tune.py", f"{LIB}/sweep.py", f"{LIB}/hpo") + TRAINING_CODE,
+        help="real HPO of one task, tune.strategy next to tune.baseline -> results/tune/TASK.parquet",
         # the prior is the family's other sweeps; the target's meta-features are its dataset's
         deps=(
             "results/data/{dataset}",
@@ -155,8 +184,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="report",
         over=None,
-        script="scripts/report.py",
-        code=(f"{LIB}/report",),
+        help="the self-contained HTML report -> results/report/index.html",
         deps=(
             Each("results/data/{key}", "datasets"),
             Each("results/metafeatures/{key}.json", "datasets"),
@@ -188,25 +216,45 @@ def _fields(params: Mapping[str, Any], stage: Stage, key: Optional[str]) -> dict
     return {}
 
 
-def _code_files(paths: tuple[str, ...], root: str = ".") -> list[str]:
-    """Folders expand to their source files (.py, and package data such as the report's template):
-    Snakemake compares file mtimes, not folder contents, and DVC hashes the whole folder."""
-    files: list[str] = []
-    for path in paths:
-        if os.path.isdir(os.path.join(root, path)):
-            found = glob.glob("**/*", root_dir=os.path.join(root, path), recursive=True)
-            files.extend(
-                f"{path}/{f}" for f in sorted(found)
-                if os.path.isfile(os.path.join(root, path, f)) and "__pycache__" not in f and not f.endswith(".pyc")
-            )  # fmt: skip
-        else:
-            files.append(path)
-    return files
+@dataclass
+class Job:
+    """One concrete job: its paths in the order of the stage's row (an ``Each`` dep is its folder)."""
+
+    stage: str
+    key: Optional[str]
+    deps: list[str]
+    outs: list[str]  # outs, then metrics, then plots
+    params: dict[str, Any] = field(default_factory=dict)
+    params_file: str = PARAMS_FILE
+
+    @property
+    def address(self) -> str:
+        """The DVC stage name: ``sweep@digits-cnn`` for a per-entry stage."""
+        return f"{self.stage}@{self.key}" if self.key is not None else self.stage
+
+    @property
+    def cmd(self) -> str:
+        stage = STAGE_BY_NAME[self.stage]
+        return stage.command(self.key) if self.key is not None else stage.command()
+
+
+def job(stage: Stage, params: Mapping[str, Any], key: Optional[str] = None, params_file: str = PARAMS_FILE) -> Job:
+    """The job of ``stage`` for entry ``key`` under these raw params (a params.yaml mapping)."""
+    fields = _fields(params, stage, key)
+    return Job(
+        stage=stage.name,
+        key=key,
+        deps=[dep.folder if isinstance(dep, Each) else dep.format(**fields) for dep in stage.deps],
+        outs=[o.format(key=key) if key is not None else o for o in stage.all_outputs()],
+        params=job_params(stage, params, key),
+        params_file=str(params_file),
+    )
 
 
 def job_inputs(stage: Stage, params: Mapping[str, Any], key: Optional[str] = None, root: str = ".") -> list[str]:
+    """Snakemake's inputs: the code deps, then each dep (an ``Each`` as its files: Snakemake compares files)."""
     fields = _fields(params, stage, key)
-    paths = [stage.script] + _code_files(stage.code, root)
+    paths = stage.code(root)
     for dep in stage.deps:
         if isinstance(dep, Each):
             paths.extend(dep.template.format(key=k) for k in params[dep.over])
@@ -215,12 +263,8 @@ def job_inputs(stage: Stage, params: Mapping[str, Any], key: Optional[str] = Non
     return paths
 
 
-def job_outputs(stage: Stage, key: Optional[str] = None) -> list[str]:
-    return [o.format(key=key) if key is not None else o for o in stage.all_outputs()]
-
-
 def job_params(stage: Stage, params: Mapping[str, Any], key: Optional[str] = None) -> dict[str, Any]:
-    """The values of the stage's params keys: Snakemake reruns a job when they change."""
+    """The raw values of the stage's params keys, as DVC hashes them: Snakemake reruns a job when they change."""
     fields = _fields(params, stage, key)
     values = {}
     for dotted in stage.params:
@@ -232,33 +276,14 @@ def job_params(stage: Stage, params: Mapping[str, Any], key: Optional[str] = Non
     return values
 
 
-@dataclass
-class Job:
-    stage: str
-    key: Optional[str]
-    cmd: str
-    inputs: list[str]
-    outputs: list[str]
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def expand_jobs(params: Mapping[str, Any], root: str = ".") -> list[Job]:
+def expand_jobs(params: Mapping[str, Any]) -> list[Job]:
     """Every concrete job of the pipeline for these (raw, validated) params."""
-    jobs = []
-    for stage in STAGES:
-        keys = list(params[stage.over]) if stage.over else [None]
-        for key in keys:
-            jobs.append(
-                Job(
-                    stage=stage.name,
-                    key=key,
-                    cmd=stage.command(key) if key else stage.command(),
-                    inputs=job_inputs(stage, params, key, root),
-                    outputs=job_outputs(stage, key),
-                    params=job_params(stage, params, key),
-                )
-            )
-    return jobs
+    return [job(stage, params, key) for stage in STAGES for key in (list(params[stage.over]) if stage.over else [None])]
+
+
+def read_raw_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    """The params file as written, which is what DVC hashes (``load_params`` validates it first)."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 # --- dvc.yaml ------------------------------------------------------------------------------------
@@ -270,8 +295,8 @@ def _dvc_template(template: str) -> str:
     )
 
 
-def dvc_stage(stage: Stage) -> dict[str, Any]:
-    deps: list[str] = [stage.script, *stage.code]
+def dvc_stage(stage: Stage, root: str = ".") -> dict[str, Any]:
+    deps: list[str] = stage.code(root)
     for dep in stage.deps:
         deps.append(dep.folder if isinstance(dep, Each) else _dvc_template(dep))
     body: dict[str, Any] = {
@@ -289,14 +314,38 @@ def dvc_stage(stage: Stage) -> dict[str, Any]:
     return body
 
 
-def render_dvc_yaml() -> str:
+def render_dvc_yaml(root: str = ".") -> str:
     header = (
-        "# GENERATED by `python -m metahpo.pipeline > dvc.yaml` from src/metahpo/pipeline.py.\n"
+        "# GENERATED by `make generated` (python -m metahpo.pipeline --write) from src/metahpo/pipeline.py.\n"
         "# Do not edit: change the stage table; tests/test_pipeline.py keeps this file in sync.\n"
     )
-    stages = {s.name: dvc_stage(s) for s in STAGES}
+    stages = {s.name: dvc_stage(s, root) for s in STAGES}
     return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
 
 
+def render_script(stage: Stage) -> str:
+    """scripts/<stage>.py: a few lines that run the stage (a test keeps the committed ones in sync)."""
+    usage = f"python {stage.script}" + (f" {stage.wildcard.upper()}" if stage.over else "") + " [--params PARAMS]"
+    return (
+        f'"""Stage {stage.name}: {stage.help}.\n\nUsage: {usage}\n"""\n'
+        "import sys\n\n"
+        "from metahpo.stages import main\n\n"
+        f"sys.exit(main({stage.name!r}, sys.argv[1:]))\n"
+    )
+
+
+def write_generated(root: str | os.PathLike = ".") -> list[str]:
+    """Write dvc.yaml and scripts/<stage>.py from the table; return the paths written."""
+    from metahpo.io import write_text
+
+    files = {"dvc.yaml": render_dvc_yaml(str(root)), **{s.script: render_script(s) for s in STAGES}}
+    for path, text in files.items():
+        write_text(Path(root, path), text)
+    return list(files)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render_dvc_yaml())
+    if sys.argv[1:] == ["--write"]:
+        print("wrote " + ", ".join(write_generated()))
+    else:
+        sys.stdout.write(render_dvc_yaml())

@@ -66,12 +66,12 @@ def prepare_task(params, task: str, data_dir) -> tuple[Family, BaseModel, Prepar
 
     Checks that the dataset's task type suits the family before the (possibly slow) tokenising.
     """
-    import metahpo.data  # datasets is heavy: only stages that train pay for it
+    from metahpo.data.prepare import load_prepared  # datasets is heavy: only stages that train pay for it
 
     entry = params.tasks[task].family
     family = FAMILIES.get(params.registered_family(entry))
     options = family.options(params.families[entry].options)
-    dataset_dict, info = metahpo.data.load_prepared(data_dir)
+    dataset_dict, info = load_prepared(data_dir)
     family.check_dataset(info, task)
     return family, options, family.prepare(dataset_dict, info, options)
 

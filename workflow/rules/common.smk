@@ -31,6 +31,9 @@ def stage_params(name):
 
 
 def stage_shell(name):
+    """The stage's command (as in dvc.yaml), then its record in dvc.lock (metahpo.toolsync)."""
     stage = pipeline.STAGE_BY_NAME[name]
     key = "{wildcards.%s}" % stage.wildcard if stage.over else None
-    return stage.command(key, PARAMS_FILE) if key else stage.command(params_file=PARAMS_FILE)
+    cmd = stage.command(key, PARAMS_FILE) if key else stage.command(params_file=PARAMS_FILE)
+    address = f"{name}@{key}" if key else name
+    return f"{cmd} && python -m metahpo.toolsync record {address} --params {PARAMS_FILE}"

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import pandas as pd
 
+from metahpo import pipeline
 from metahpo.io import read_json
 
 SWEEP_COLUMNS = (
@@ -38,6 +39,15 @@ class ResultsTree:
         self.root = root
         self._cache: dict[str, Loaded] = {}  # several sections read the same sweep tables
 
+    @staticmethod
+    def relative(stage: str, suffix: str, key: Optional[str] = None) -> str:
+        """A stage's output path from the stage table, relative to the results folder."""
+        path = pipeline.STAGE_BY_NAME[stage].output(suffix, key)
+        return str(Path(path).relative_to(pipeline.RESULTS))
+
+    def _output(self, stage: str, suffix: str, reader: Callable[[Path], Any], key: Optional[str] = None) -> Loaded:
+        return self._load(self.relative(stage, suffix, key), stage, reader)
+
     def _load(self, relative: str, stage: str, reader: Callable[[Path], Any]) -> Loaded:
         if relative not in self._cache:
             self._cache[relative] = self._read(relative, stage, reader)
@@ -60,38 +70,39 @@ class ResultsTree:
         return f"not available: {self.root.name}/{folder}/ not found (run the {stage} stage)"
 
     def dataset_info(self, dataset: str) -> Loaded:
-        return self._load(f"data/{dataset}/metahpo.json", "download", read_json)
+        return self._load(f"{self.relative('download', '', dataset)}/metahpo.json", "download", read_json)
 
     def metafeatures(self, dataset: str) -> Loaded:
-        return self._load(f"metafeatures/{dataset}.json", "metafeatures", read_json)
+        return self._output("metafeatures", ".json", read_json, dataset)
 
     def sweep(self, task: str) -> Loaded:
-        return self._frame(f"sweep/{task}.parquet", "sweep", SWEEP_COLUMNS)
+        return self._frame("sweep", ".parquet", SWEEP_COLUMNS, task)
 
     def loto(self) -> Loaded:
-        return self._frame("meta/loto.parquet", "fit_meta", LOTO_COLUMNS)
+        return self._frame("fit_meta", "loto.parquet", LOTO_COLUMNS)
 
     def recommendations(self) -> Loaded:
-        return self._load("meta/recommendations.json", "fit_meta", read_json)
+        return self._output("fit_meta", "recommendations.json", read_json)
 
     def train_metrics(self, task: str) -> Loaded:
-        return self._load(f"train/{task}/metrics.json", "train_recommended", read_json)
+        return self._output("train_recommended", "metrics.json", read_json, task)
 
     def benchmark_regret(self) -> Loaded:
-        return self._frame("benchmark/regret.parquet", "benchmark", BENCHMARK_REGRET_COLUMNS)
+        return self._frame("benchmark", "regret.parquet", BENCHMARK_REGRET_COLUMNS)
 
     def benchmark_summary(self) -> Loaded:
-        return self._load("benchmark/summary.json", "benchmark", read_json)
+        return self._output("benchmark", "summary.json", read_json)
 
     def tuned_tasks(self) -> list[str]:
         """The tasks with a ``tune/<task>.parquet``, by name (the tune stage may cover a subset of tasks)."""
-        folder = self.root / "tune"
+        folder = (self.root / self.relative("tune", ".parquet", "x")).parent
         return sorted(path.stem for path in folder.glob("*.parquet")) if folder.is_dir() else []
 
     def tune(self, task: str) -> Loaded:
-        return self._frame(f"tune/{task}.parquet", "tune", TUNE_COLUMNS)
+        return self._frame("tune", ".parquet", TUNE_COLUMNS, task)
 
-    def _frame(self, relative: str, stage: str, required: tuple[str, ...]) -> Loaded:
+    def _frame(self, stage: str, suffix: str, required: tuple[str, ...], key: Optional[str] = None) -> Loaded:
+        relative = self.relative(stage, suffix, key)
         frame, note = self._load(relative, stage, pd.read_parquet)
         if frame is None:
             return None, note

@@ -1,0 +1,78 @@
+"""Code dependencies are the import closure of a stage's module inside the package."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from metahpo import codedeps, pipeline
+
+
+def _package(root: Path, files: dict[str, str]) -> Path:
+    package = root / "metahpo"
+    for name, text in {"__init__.py": "", **files}.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return package
+
+
+def test_closure_follows_module_level_lazy_relative_and_parent_imports(tmp_path):
+    package = _package(tmp_path, {
+        "entry.py": """
+            import metahpo.a
+            from metahpo.sub import b
+            def later():
+                from metahpo.lazy import thing  # runs when later() does: a dependency
+        """,
+        "a.py": "from . import errors\n",
+        "errors.py": "",
+        "sub/__init__.py": "",
+        "sub/b.py": "from .deep import c\n",
+        "sub/deep/__init__.py": "",
+        "sub/deep/c.py": "import os\n",  # outside the package: not followed
+        "lazy.py": "",
+        "unused.py": "",
+        "sub/templates/page.html": "<p>data of metahpo.sub</p>",
+        "sub/deep/data.txt": "data of metahpo.sub.deep",
+    })  # fmt: skip
+    assert codedeps.import_closure(["metahpo.entry"], package) == [
+        "metahpo", "metahpo.a", "metahpo.entry", "metahpo.errors", "metahpo.lazy", "metahpo.sub",
+        "metahpo.sub.b", "metahpo.sub.deep", "metahpo.sub.deep.c",
+    ]  # fmt: skip
+    files = {str(f.relative_to(package)) for f in codedeps.code_files(["metahpo.entry"], package)}
+    assert "unused.py" not in files
+    assert {"sub/templates/page.html", "sub/deep/data.txt"} <= files  # package data travels with its package
+
+
+def test_validation_imports_and_workflow_modules_are_not_followed(tmp_path):
+    package = _package(tmp_path, {
+        "entry.py": "import metahpo.config\nimport metahpo.pipeline\n",
+        "config.py": "from metahpo import errors\ndef check():\n    import metahpo.models\n",
+        "errors.py": "",
+        "models.py": "",
+        "pipeline.py": "import metahpo.models\n",
+    })  # fmt: skip
+    closure = codedeps.import_closure(["metahpo.entry"], package)
+    assert closure == ["metahpo", "metahpo.config", "metahpo.entry", "metahpo.errors"]
+
+
+def test_unknown_entry_module_is_refused(tmp_path):
+    package = _package(tmp_path, {})
+    with pytest.raises(ValueError, match="metahpo.nowhere"):
+        codedeps.import_closure(["metahpo.nowhere"], package)
+
+
+def test_stage_code_is_its_script_and_closure(repo_root):
+    for stage in pipeline.STAGES:
+        code = stage.code(str(repo_root))
+        assert code[0] == stage.script
+        assert f"src/metahpo/stages/{stage.name}.py" in code
+        assert all((repo_root / path).is_file() for path in code), stage.name
+    report = pipeline.STAGE_BY_NAME["report"].code(str(repo_root))
+    assert any(path.startswith("src/metahpo/report/templates/") for path in report)
+    # a stage does not depend on code it never imports: the meta-model stage trains nothing
+    assert "src/metahpo/training.py" not in pipeline.STAGE_BY_NAME["fit_meta"].code(str(repo_root))
+    assert "src/metahpo/models/bert.py" not in pipeline.STAGE_BY_NAME["download"].code(str(repo_root))
