@@ -158,6 +158,7 @@ def _ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
@@ -197,6 +198,68 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     assert "Nothing to be done" in dry, dry[-2000:]
 
 
+def _recorded(output: str) -> set[str]:
+    """The jobs a Snakemake run recorded in dvc.lock (metahpo.toolsync prints one line each)."""
+    return set(re.findall(r"^(\S+): recorded in dvc\.lock$", output, re.M))
+
+
+def _dvc_outdated(project: Path) -> set[str]:
+    proc = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout or "{}"))
+
+
+def _snakemake_outdated(project: Path) -> set[str]:
+    """Jobs a dry run would rerun because an input file changed (not because an upstream job reruns)."""
+    out = _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+    jobs = set()
+    for block in re.split(r"\n(?=(?:localrule|rule) \w+:)", out):
+        head = re.match(r"(?:localrule|rule) (\w+):", block)
+        reason = re.search(r"^\s+reason: (.*)$", block, re.M)
+        if not head or head.group(1) == "all" or not reason or "Updated input files" not in reason.group(1):
+            continue
+        wildcards = re.search(r"^\s+wildcards: \w+=(\S+)$", block, re.M)
+        jobs.add(f"{head.group(1)}@{wildcards.group(1)}" if wildcards else head.group(1))
+    return jobs
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
+    """Snakemake runs, DVC agrees; an edited module outdates the same stages in both; a meta param reruns fit_meta onward."""
+    project = _project_copy(repo_root, tmp_path / "project", TINY)
+    raw = yaml.safe_load(TINY.read_text())
+    jobs = {job.address: job for job in pipeline.expand_jobs(raw)}
+
+    first = _run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500)
+    assert _recorded(first) == set(jobs), "every Snakemake job records itself in dvc.lock"
+    assert _dvc_outdated(project) == set()
+    assert _ran(_run(["dvc", "repro"], project)) == set(), "dvc repro after snakemake must execute nothing"
+
+    # an edit deep in a closure outdates exactly the stages that import it, under both tools
+    for module in ("src/metahpo/hpo/gp.py", "src/metahpo/metrics/squad.py", "src/metahpo/data/splits.py",
+                   "src/metahpo/report/templates/index.html"):  # fmt: skip
+        path = project / module
+        original = path.read_text()
+        path.write_text(original + ("\n<!-- edited -->\n" if module.endswith(".html") else "\n# edited\n"))
+        importing = {a for a, j in jobs.items() if module in pipeline.STAGE_BY_NAME[j.stage].code(str(project))}
+        assert importing, module
+        assert _dvc_outdated(project) == importing, module
+        assert _snakemake_outdated(project) == importing, module
+        path.write_text(original)
+    assert _dvc_outdated(project) == set() and _snakemake_outdated(project) == set()
+
+    raw["meta"]["n_estimators"] = 30  # a meta-model param only
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    rerun = _recorded(_run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500))
+    assert "fit_meta" in rerun
+    downstream = {"fit_meta", "report"} | {a for a in jobs if a.startswith("train_recommended@")}
+    assert rerun <= downstream, f"only fit_meta and what follows it: {sorted(rerun - downstream)}"
+    assert _dvc_outdated(project) == set()
+    assert _ran(_run(["dvc", "repro"], project)) == set()
+    assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+
+
+@pytest.mark.slow
 def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, tmp_path):
     """Real Hub data from the offline mirror, every model family, the whole pipeline."""
     import pandas as pd
