@@ -87,7 +87,7 @@ def test_snakemake_and_dvc_agree_on_every_job(repo_root):
         for dep in d["deps"]:
             assert any(_covers(dep, path) for path in s["inputs"]), (name, dep)
             # a code folder DVC hashes whole: Snakemake must see every source file in it (the
-            # report's template too), or an edit reruns the stage under one tool and not the other
+            # report's templates too), or an edit reruns the stage under one tool and not the other
             if dep.startswith("src/") and (repo_root / dep).is_dir():
                 sources = {
                     str(f.relative_to(repo_root)) for f in (repo_root / dep).rglob("*")

@@ -189,7 +189,7 @@ def _fields(params: Mapping[str, Any], stage: Stage, key: Optional[str]) -> dict
 
 
 def _code_files(paths: tuple[str, ...], root: str = ".") -> list[str]:
-    """Folders expand to their source files (.py, and package data such as the report's template):
+    """Folders expand to their source files (.py, and package data such as the report's templates):
     Snakemake compares file mtimes, not folder contents, and DVC hashes the whole folder."""
     files: list[str] = []
     for path in paths:
