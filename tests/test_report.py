@@ -14,13 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from markupsafe import escape
 
 from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.hpo.metrics import summarize
 from metahpo.io import write_json, write_parquet
-from metahpo.report import SECTIONS, build_report
-from metahpo.report.tables import MISSING
+from metahpo.report import SECTIONS, build_report, builder
+from metahpo.report.section import ReportInputs, Section, SectionRegistry
+from metahpo.report.tables import MISSING, Table
 
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -253,10 +255,59 @@ def _section(html: str, section_id: str) -> str:
 
 
 def test_every_section_is_present_and_listed_in_the_contents(html):
-    assert [section_id for section_id, _ in SECTIONS] == list(SECTION_IDS)
     for section_id in SECTION_IDS:
         assert f'<section id="{section_id}">' in html
         assert f'href="#{section_id}"' in html
+
+
+def _contents_and_sections(html: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(id, heading) of each entry of the table of contents, and of each section element, in page order."""
+    contents = re.search(r'<nav id="contents">(.*?)</nav>', html, re.S).group(1)
+    return (
+        re.findall(r'<li><a href="#([^"]+)">([^<]*)</a></li>', contents),
+        re.findall(r'<section id="([^"]+)">\s*<h2>([^<]*)</h2>', html),
+    )
+
+
+def test_contents_and_sections_are_the_registered_sections_in_order(html):
+    contents, sections = _contents_and_sections(html)
+    registered = [(section.id, str(escape(section.heading))) for section in SECTIONS]
+    assert len(registered) == len(SECTION_IDS)
+    assert contents == registered
+    assert sections == registered
+
+
+def test_a_registered_section_appears_in_the_page(tmp_path, monkeypatch):
+    """One more section object registered (here reusing provenance's partial): no other file changes."""
+    registry = SectionRegistry()
+    for section in SECTIONS:
+        registry.register(section)
+
+    def build(inputs: ReportInputs) -> dict:
+        table = Table.build([("task", False)], [[task] for task in inputs.params.tasks])
+        return {"notes": [f"dummy note {HOSTILE}"], "table": table, "params_text": None}
+
+    dummy = registry.register(Section("dummy", f"Dummy {HOSTILE}", build, template="sections/provenance.html"))
+    monkeypatch.setattr(builder, "SECTIONS", registry)
+    html = _build(tmp_path, with_strategies=False)
+    contents, sections = _contents_and_sections(html)
+    expected = [(section_id, str(escape(SECTIONS.get(section_id).heading))) for section_id in SECTION_IDS]
+    assert contents == sections == expected + [("dummy", f"Dummy {ESCAPED}")]
+    body = _section(html, "dummy")
+    assert f'class="note">dummy note {ESCAPED}' in body and HOSTILE not in html
+    assert all(f"<td>{task}</td>" in body for task in TASKS) and "<pre>" not in body
+    assert registry.get("dummy") is dummy
+
+
+def test_section_ids_are_unique_and_partials_default_to_their_id():
+    registry = SectionRegistry()
+    registry.register(Section("one", "One", dict))
+    assert registry.get("one").template == "sections/one.html"
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(Section("one", "Another one", dict))
+    assert registry.ids() == ["one"]
+    for section in SECTIONS:  # every registered section ships its partial
+        assert (Path(builder.__file__).parent / "templates" / section.template).is_file(), section.id
 
 
 def test_no_external_resources(html):

@@ -1,4 +1,10 @@
-"""``build_report``: every stage's outputs -> one self-contained, escaped HTML file."""
+"""``build_report``: every stage's outputs -> one self-contained, escaped HTML file.
+
+The page is ``templates/index.html`` (head, styles, table of contents) around the registered
+sections (``metahpo.report.section.SECTIONS``, filled by importing ``metahpo.report.sections``), in
+registration order: each is a ``<section id>`` with its heading and its own partial, rendered with
+the dict its ``build`` returns as ``data``.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,12 @@ from pathlib import Path
 
 import jinja2
 
+import metahpo.report.sections  # noqa: F401  (registers the sections, in report order)
 from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.io import write_text
-from metahpo.report import sections
 from metahpo.report.inputs import ResultsTree
-
-SECTIONS = (  # (id, heading): the table of contents and the tests rely on these ids
-    ("tasks", "Tasks and meta-features"),
-    ("sweeps", "Sweeps"),
-    ("loto", "Leave-one-task-out evaluation"),
-    ("strategies", "HPO strategies: replay benchmark and tuning runs"),
-    ("convergence", "Recommended configs trained to convergence"),
-    ("provenance", "Provenance"),
-)
+from metahpo.report.section import SECTIONS, ReportInputs, Section
 
 
 def build_report(
@@ -37,25 +35,18 @@ def build_report(
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise MetahpoError(f"results folder {results_dir} not found; run the pipeline first or pass --results DIR")
-    results = ResultsTree(results_dir)
-    html = render(
-        title=params.report.title,
-        tasks=sections.tasks_section(params, results),
-        sweeps=sections.sweeps_section(params, results),
-        loto=sections.loto_section(params, results),
-        strategies=sections.strategies_section(params, results),
-        convergence=sections.convergence_section(params, results),
-        provenance=sections.provenance_section(Path(params_path), results, params),
-    )
-    write_text(out_path, html)
+    inputs = ReportInputs(params=params, params_path=Path(params_path), results=ResultsTree(results_dir))
+    write_text(out_path, render(params.report.title, [(section, section.build(inputs)) for section in SECTIONS]))
 
 
-def render(**context) -> str:
+def render(title: str, sections: list[tuple[Section, dict]]) -> str:
+    """The page: ``sections`` are (section, the context its partial renders as ``data``), in order."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("metahpo.report", "templates"),
         autoescape=True,  # dataset names, sources and trial messages come from users
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,  # a partial's last line ends as it would inline in the page
     )
-    return environment.get_template("index.html").render(sections=SECTIONS, headings=dict(SECTIONS), **context)
+    return environment.get_template("index.html").render(title=title, sections=sections)

@@ -1,0 +1,101 @@
+"""The leave-one-task-out section: each method's regret and cost per held-out task, and their means."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from metahpo.report import figures
+from metahpo.report.common import display_order, metric_of
+from metahpo.report.section import SECTIONS, ReportInputs, Section
+from metahpo.report.tables import MISSING, Table, fmt_config, fmt_int, fmt_metric, fmt_percent, fmt_seconds, is_missing
+
+METHODS = ("surrogate", "nearest", "portfolio", "default")  # display order; others follow by name
+
+
+def build(inputs: ReportInputs) -> dict:
+    params = inputs.params
+    loto, note = inputs.results.loto()
+    if loto is None:
+        return {"notes": [note], "tasks": [], "summaries": [], "figure": None}
+    methods = display_order(loto["method"], METHODS)
+    ks = sorted(int(k) for k in loto["k"].unique())
+    loto = loto.assign(
+        method_order=loto["method"].map(methods.index),
+        seconds_share=loto["seconds"] / loto["grid_seconds"].where(loto["grid_seconds"] > 0),
+    )
+    tasks = list(params.tasks) + sorted(set(loto["task"]) - set(params.tasks))
+    blocks = []
+    for task in tasks:
+        rows = loto[loto["task"] == task].sort_values(["method_order", "k"])
+        if rows.empty:
+            blocks.append({"task": task, "notes": [f"not available: {task} has no rows in meta/loto.parquet"]})
+            continue
+        blocks.append({"task": task, "notes": [], "table": _loto_task_table(rows)})
+    mean_regret, mean_share = (
+        loto.groupby(["method", "k"])[column].mean().unstack("k").reindex(index=methods, columns=ks)
+        for column in ("regret", "seconds_share")
+    )
+    summaries = [
+        _pivot_table(
+            mean_regret, fmt_metric, "mean regret: (grid-best val metric - best of the k) / (grid best - grid worst)"
+        ),
+        _pivot_table(mean_share, fmt_percent, "mean seconds spent, as a share of the whole grid's"),
+        _top1_test_table(loto, methods, tasks),
+    ]
+    figure = figures.grouped_bar_figure(
+        [f"k={k}" for k in ks],
+        {m: [float(v) for v in mean_regret.loc[m]] for m in methods},
+        xlabel="configs tried (k)",
+        ylabel="mean regret",
+    )
+    return {"notes": [], "tasks": blocks, "summaries": summaries, "figure": figure}
+
+
+def _loto_task_table(rows: pd.DataFrame) -> Table:
+    first = rows.iloc[0]
+    metric = metric_of(rows)
+    body = [
+        [
+            str(r.method), fmt_int(r.k), fmt_metric(r.regret), fmt_metric(r.val_metric), fmt_metric(r.test_metric),
+            fmt_int(r.runs), fmt_seconds(r.seconds), fmt_percent(r.seconds_share), fmt_config(r.configs),
+            MISSING if is_missing(r.note) or not str(r.note) else str(r.note),
+        ]
+        for _, r in rows.iterrows()
+    ]  # fmt: skip
+    grid_best = [
+        "grid (best)", fmt_int(first.grid_runs), fmt_metric(0.0), fmt_metric(first.grid_best_val_metric),
+        fmt_metric(first.grid_best_test_metric), fmt_int(first.grid_runs), fmt_seconds(first.grid_seconds),
+        fmt_percent(1.0), "every grid config", MISSING,
+    ]  # fmt: skip
+    columns = [
+        ("method", False), ("k", True), ("regret", True), (f"val {metric}", True), (f"test {metric}", True),
+        ("runs", True), ("seconds", True), ("of grid seconds", True), ("configs", False), ("note", False),
+    ]  # fmt: skip
+    caption = f"grid: {fmt_int(first.grid_runs)} runs, {fmt_seconds(first.grid_seconds)} s"
+    return Table.build(columns, body + [grid_best], caption=caption)
+
+
+def _top1_test_table(loto: pd.DataFrame, methods: list[str], tasks: list[str]) -> Table:
+    """Per task (in its own primary metric): the grid best's test score and each method's top-1's."""
+    top1 = loto[loto["k"] == loto["k"].min()]  # the top-1 config is the same whatever k
+    rows = []
+    for task in tasks:
+        task_rows = top1[top1["task"] == task]
+        if task_rows.empty:
+            continue
+        test_by_method = task_rows.groupby("method")["test_metric"].first()
+        rows.append(
+            [task, metric_of(task_rows), fmt_metric(task_rows["grid_best_test_metric"].iloc[0])]
+            + [fmt_metric(test_by_method.get(method)) for method in methods]
+        )
+    columns = [("task", False), ("metric", False), ("grid (best)", True)] + [(method, True) for method in methods]
+    return Table.build(columns, rows, caption="test score of each method's top-1 config, in each task's metric")
+
+
+def _pivot_table(pivot: pd.DataFrame, fmt, caption: str) -> Table:
+    """``pivot``: methods x k."""
+    rows = [[str(method)] + [fmt(value) for value in values] for method, values in pivot.iterrows()]
+    return Table.build([("method", False)] + [(f"k={k}", True) for k in pivot.columns], rows, caption=caption)
+
+
+SECTION = SECTIONS.register(Section("loto", "Leave-one-task-out evaluation", build))
