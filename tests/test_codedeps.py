@@ -76,3 +76,10 @@ def test_stage_code_is_its_script_and_closure(repo_root):
     # a stage does not depend on code it never imports: the meta-model stage trains nothing
     assert "src/metahpo/training.py" not in pipeline.STAGE_BY_NAME["fit_meta"].code(str(repo_root))
     assert "src/metahpo/models/bert.py" not in pipeline.STAGE_BY_NAME["download"].code(str(repo_root))
+
+
+def test_every_stage_writes_into_one_results_folder_of_its_own():
+    folders = [stage.folder for stage in pipeline.STAGES]
+    assert len(set(folders)) == len(folders)
+    for stage in pipeline.STAGES:
+        assert all(out.startswith(f"{pipeline.RESULTS}/{stage.folder}/") for out in stage.all_outputs()), stage.name

@@ -91,6 +91,11 @@ class Stage:
         """The stage's code deps, relative to ``root``: its script, then its modules' import closure."""
         return [self.script, *_closure_files(self.module, str(Path(root).resolve()))]
 
+    @property
+    def folder(self) -> str:
+        """The folder under results/ that holds every output of the stage (results/<folder>/...)."""
+        return Path(self.outs[0]).relative_to(RESULTS).parts[0]
+
     def output(self, suffix: str, key: Optional[str] = None) -> str:
         """The output path ending in ``suffix`` (e.g. ``loto.parquet``): readers name a stage's file, never its folder."""
         found = [o for o in self.all_outputs() if o.endswith(suffix)]

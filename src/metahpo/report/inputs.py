@@ -63,8 +63,9 @@ class ResultsTree:
         except (OSError, ValueError, json.JSONDecodeError) as err:  # pyarrow errors are ValueErrors too
             return None, f"not available: {shown} could not be read ({type(err).__name__}: {err})"
 
-    def missing_stage(self, folder: str, stage: str) -> Optional[str]:
+    def missing_stage(self, stage: str) -> Optional[str]:
         """One note for a stage that wrote nothing at all, instead of one per dataset or task."""
+        folder = pipeline.STAGE_BY_NAME[stage].folder
         if (self.root / folder).is_dir():
             return None
         return f"not available: {self.root.name}/{folder}/ not found (run the {stage} stage)"

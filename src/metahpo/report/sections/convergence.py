@@ -28,7 +28,7 @@ def build(inputs: ReportInputs) -> dict:
     recommendations = recommendations or {}
     grid_seconds = _grid_seconds(params, results)
     trained, notes = load_each(
-        list(params.tasks), results.train_metrics, results.missing_stage("train", "train_recommended")
+        list(params.tasks), results.train_metrics, results.missing_stage("train_recommended")
     )
     columns = [
         ("task", False), ("method", False), ("recommended config", False), ("state", False), ("metric", False),

@@ -45,7 +45,7 @@ def _strategy_color(strategy: str, order: list[str]) -> str:
 
 
 def _benchmark_part(params: Params, results: ResultsTree) -> dict:
-    stage_note = results.missing_stage("benchmark", "benchmark")
+    stage_note = results.missing_stage("benchmark")
     if stage_note:
         return {"benchmark_notes": [stage_note], "families": []}
     regret, regret_note = results.benchmark_regret()
@@ -231,7 +231,7 @@ def _fmt_median(value: Any, fmt) -> str:
 
 
 def _tune_part(params: Params, results: ResultsTree) -> dict:
-    stage_note = results.missing_stage("tune", "tune")
+    stage_note = results.missing_stage("tune")
     if stage_note:
         return {"tune_notes": [stage_note], "tuned": []}
     tasks = display_order(results.tuned_tasks(), list(params.tasks))

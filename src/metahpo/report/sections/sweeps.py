@@ -22,7 +22,7 @@ MESSAGE_CHARS = 300
 
 def build(inputs: ReportInputs) -> dict:
     params, results = inputs.params, inputs.results
-    stage_note = results.missing_stage("sweep", "sweep")
+    stage_note = results.missing_stage("sweep")
     if stage_note:
         return {"notes": [stage_note], "tasks": []}
     blocks = []

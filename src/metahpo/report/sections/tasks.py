@@ -34,7 +34,7 @@ def pretrained_flags(params: Params) -> dict[str, Optional[bool]]:
 def build(inputs: ReportInputs) -> dict:
     params, results = inputs.params, inputs.results
     infos, notes = load_each(
-        _datasets_in_use(params), results.dataset_info, results.missing_stage("data", "download")
+        _datasets_in_use(params), results.dataset_info, results.missing_stage("download")
     )
     flags = pretrained_flags(params)
     init_names = {True: "pretrained", False: "random init", None: "unknown"}
@@ -70,7 +70,7 @@ def _datasets_in_use(params: Params) -> list[str]:
 
 def _metafeature_tables(params: Params, results: ResultsTree) -> dict:
     loaded, notes = load_each(
-        _datasets_in_use(params), results.metafeatures, results.missing_stage("metafeatures", "metafeatures")
+        _datasets_in_use(params), results.metafeatures, results.missing_stage("metafeatures")
     )
     if not loaded:
         return {"metafeature_notes": notes, "metafeature_groups": [], "metafeature_seconds": None}
