@@ -198,6 +198,7 @@ def test_bert_prepare_truncates_but_keeps_every_example(bert_prepared):
     assert FAMILIES.get("bert").hyperparameters == ("lr", "batch_size", "epochs", "warmup_steps")
 
 
+@pytest.mark.slow  # ~14 s of BERT steps on a CPU
 def test_bert_forward_and_a_few_adamw_steps_reduce_the_loss(bert_prepared):
     prepared, options = bert_prepared
     family = FAMILIES.get("bert")

@@ -68,6 +68,7 @@ def _covers(dep: str, path: str) -> bool:
     return path == dep or path.startswith(dep.rstrip("/") + "/")
 
 
+@pytest.mark.slow  # two snakemake dry runs and the DVC index: ~25 s
 def test_snakemake_and_dvc_agree_on_every_job(repo_root):
     raw = load_params(repo_root / "params.yaml").model_dump(mode="json")
     smk = snakemake_jobs(repo_root, repo_root / "Snakefile")
@@ -96,6 +97,7 @@ def test_snakemake_and_dvc_agree_on_every_job(repo_root):
                 assert sources <= set(s["inputs"]), (name, sorted(sources - set(s["inputs"])))
 
 
+@pytest.mark.slow  # ~15 s of snakemake planning
 def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     jobs = snakemake_jobs(repo_root, repo_root / "Snakefile")
     rules = [rule for rule, _ in jobs]
@@ -133,6 +135,7 @@ def _ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+@pytest.mark.slow  # the whole pipeline, three times over: minutes
 def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
@@ -172,6 +175,7 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     assert "Nothing to be done" in dry, dry[-2000:]
 
 
+@pytest.mark.slow  # every family on real mirror data: ~12 min
 def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, tmp_path):
     """Real Hub data from the offline mirror, every model family, the whole pipeline."""
     import pandas as pd
