@@ -3,7 +3,7 @@ PYTHON ?= python3
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install browser run test generated
+.PHONY: install browser run test test-fast generated
 
 install:
 	$(PYTHON) -m pip install --quiet -e ".[test]"
@@ -21,6 +21,10 @@ run: install
 
 test: install browser
 	$(PYTHON) -m pytest
+
+# the fast lane: everything but the tests marked slow (pipelines, training runs); see README
+test-fast: install browser
+	$(PYTHON) -m pytest -m "not slow"
 
 # dvc.yaml and scripts/<stage>.py are generated from the stage table in src/metahpo/pipeline.py
 generated:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import datasets
 import numpy as np
 import pytest
@@ -206,13 +204,18 @@ def test_load_prepared_on_a_missing_folder_says_to_run_download(tmp_path):
 # --- Hub sources: the offline mirror, and failing fast without it -----------------------------------
 
 
-def test_mnist_from_mirror_subsamples_before_decoding(mirror, tmp_path):
+def test_mnist_from_mirror_subsamples_before_decoding(mirror, tmp_path, monkeypatch):
     params = make_params(
         mirror, mnist={"source": "mnist", "max_train": 200, "max_validation": 50, "max_test": 60}
     )
-    start = time.perf_counter()
+    import PIL.Image
+
+    opened = []  # every image decoded, by us or by datasets' Image feature (both go through PIL.Image.open)
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda *args, **kwargs: opened.append(args) or real_open(*args, **kwargs))
     info = download_dataset("mnist", params, tmp_path / "mnist")
-    assert time.perf_counter() - start < 30
+    assert info["source_split_sizes"] == {"train": 60000, "test": 10000}
+    assert len(opened) == 200 + 50 + 60, f"{len(opened)} images decoded"  # the kept rows, not the source's 70000
     assert info["origin"] == "mirror" and info["carved"] == ["validation"]
     assert info["split_sizes"] == {"train": 200, "validation": 50, "test": 60}
     assert info["input_shape"] == [28, 28, 1] and info["input_column"] == "image"
@@ -316,6 +319,10 @@ def test_conll2003_needs_the_tag_column_named(mirror, tmp_path):
     assert download_dataset("registered", params, tmp_path / "registered")["columns"] == info["columns"]
 
 
+def _raise(error: Exception):
+    raise error
+
+
 def test_unreachable_hub_dataset_fails_fast_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.delenv("METAHPO_HF_MIRROR", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -323,10 +330,19 @@ def test_unreachable_hub_dataset_fails_fast_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
+    import socket
+
+    # failing fast means one short connection probe, and never datasets.load_dataset, which retries
+    # for ~25 s before giving up on an unreachable Hub
+    probes, loads = [], []
+    real_connect = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None, *rest, **kwargs: (
+        probes.append((address, timeout)) or real_connect(address, timeout, *rest, **kwargs)))  # fmt: skip
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **_: loads.append(args) or _raise(ConnectionError()))
     params = make_params(tmp_path / "empty_mirror", cifar={"source": "cifar10"})
-    start = time.perf_counter()
     with pytest.raises(DataError) as err:
         download_dataset("cifar", params, tmp_path / "cifar")
-    assert time.perf_counter() - start < 10
+    assert loads == []
+    assert len(probes) == 1 and probes[0][0] == ("127.0.0.1", 9) and 0 < probes[0][1] <= 10
     message = str(err.value)
     assert "uoft-cs/cifar10" in message and "download.mirror" in message and "METAHPO_HF_MIRROR" in message

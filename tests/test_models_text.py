@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +9,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from pydantic import ValidationError
+from sklearn.metrics import accuracy_score, f1_score
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from metahpo.errors import DataError, MetahpoError
@@ -198,6 +198,7 @@ def test_bert_prepare_truncates_but_keeps_every_example(bert_prepared):
     assert FAMILIES.get("bert").hyperparameters == ("lr", "batch_size", "epochs", "warmup_steps")
 
 
+@pytest.mark.slow  # ~14 s of BERT steps on a CPU
 def test_bert_forward_and_a_few_adamw_steps_reduce_the_loss(bert_prepared):
     prepared, options = bert_prepared
     family = FAMILIES.get("bert")
@@ -239,14 +240,41 @@ def test_unknown_option_key_is_rejected(name):
         FAMILIES.get(name).options({"max_lenght": 64})
 
 
-def test_unreachable_checkpoint_fails_fast_with_a_fix(imdb):
+def test_unreachable_checkpoint_fails_fast_with_a_fix(imdb, monkeypatch):
+    """A Hub id that is not cached costs one short probe of the Hub, never a download (which retries)."""
+    import socket
+
+    import huggingface_hub
+    import transformers
+
     data, info = imdb
     family = FAMILIES.get("bert")
-    started = time.monotonic()
+    # a closed local port stands in for the Hub, so the test does not depend on this machine's network
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: False)
+    stand_in_url = lambda repo_id, filename, **_: f"http://127.0.0.1:9/{repo_id}/{filename}"  # noqa: E731
+    monkeypatch.setattr(huggingface_hub, "hf_hub_url", stand_in_url)
+    probes, loads = [], []
+    real_connect = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None, *rest, **kwargs: (
+        probes.append((address, timeout)) or real_connect(address, timeout, *rest, **kwargs)))  # fmt: skip
+    for auto in (transformers.AutoTokenizer, transformers.AutoModelForSequenceClassification):
+        real_load = auto.from_pretrained
+
+        def spy(name, *args, _real=real_load, **kwargs):
+            loads.append(kwargs.get("local_files_only", False))
+            if not kwargs.get("local_files_only", False):
+                raise OSError("stand-in: a download was attempted")
+            return _real(name, *args, **kwargs)
+
+        monkeypatch.setattr(auto, "from_pretrained", spy)
+
     with pytest.raises(MetahpoError, match="metahpo-tests/no-such-model") as raised:
         family.prepare(data, info, family.options({"checkpoint": "metahpo-tests/no-such-model"}))
-    assert time.monotonic() - started < 30
-    assert "options.checkpoint" in str(raised.value)
+    assert loads and all(loads), "only the local cache may be read: a download retries with backoff"
+    assert "options.checkpoint" in str(raised.value) and "cannot fetch checkpoint" in str(raised.value)
+    to_stand_in = [timeout for address, timeout in probes if address == ("127.0.0.1", 9)]
+    assert len(to_stand_in) == 1 and 0 < to_stand_in[0] <= bert_module.HUB_PROBE_TIMEOUT_S  # one probe, no retries
     with pytest.raises(MetahpoError, match="does not exist"):
         family.prepare(data, info, family.options({"checkpoint": "./no/such/folder"}))
 
@@ -255,7 +283,22 @@ def test_shared_training_loop_runs_a_gru_epoch(recurrent_prepared):
     training = pytest.importorskip("metahpo.training")
     prepared, options = recurrent_prepared
     config = {"lr": 0.01, "batch_size": 32, "layers": 1, "hidden": 16}
-    result = training.train_model("gru", prepared, config, epochs=1, seed=0, device="cpu", options=options)
+    result = training.train_model(
+        "gru", prepared, config, epochs=1, seed=0, device="cpu", options=options, keep_model=True
+    )
     assert result.state == "ok", result.message
     assert result.epochs_run == 1 and len(result.curve_val_metric) == 1
-    assert 0.0 <= result.test_accuracy <= 1.0
+    # the reported metrics are those of the trained model's own predictions on each split
+    with torch.no_grad():
+        predicted = {
+            split: result.model(**getattr(prepared, split).batch(torch.arange(SPLIT_ROWS[split]))[0]).argmax(dim=1).numpy()
+            for split in ("validation", "test")
+        }
+    test_labels = prepared.test.labels.numpy()
+    macro_f1 = f1_score(test_labels, predicted["test"], average="macro", zero_division=0)
+    assert result.test_accuracy == pytest.approx(accuracy_score(test_labels, predicted["test"]), abs=1e-12)
+    assert result.test_macro_f1 == pytest.approx(macro_f1, abs=1e-12)
+    assert result.metric == "accuracy" and result.test_metric == result.test_accuracy
+    assert result.val_metric == result.curve_val_metric[0] == pytest.approx(
+        accuracy_score(prepared.validation.labels.numpy(), predicted["validation"]), abs=1e-12
+    )

@@ -21,6 +21,8 @@ BILSTM_CONFIG = {"lr": 0.01, "batch_size": 16, "epochs": 2, "dropout": 0.3, "hid
 BERT_CONFIG = {"lr": 5e-5, "batch_size": 16, "epochs": 1, "dropout": 0.3, "warmup_steps": 0}
 SHORT_BERT = {"max_length": 32}  # cuts many CoNLL sentences: exercises truncation, keeps CPU time low
 BOTH_FAMILIES = [("bilstm_crf", BILSTM_CONFIG, {}), ("bert_ner", BERT_CONFIG, SHORT_BERT)]
+SLOW = pytest.mark.slow  # training a BERT, or whole epochs: 10-50 s each on a CPU
+FAST_BILSTM_SLOW_BERT = [BOTH_FAMILIES[0], pytest.param(*BOTH_FAMILIES[1], marks=SLOW)]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_bert_alignment_first_subtoken_carries_the_tag(conll):
     assert family.score(split, [decoded]) == pytest.approx(entity_metrics(gold, cut))
 
 
-@pytest.mark.parametrize(("name", "config", "options"), BOTH_FAMILIES)
+@pytest.mark.parametrize(("name", "config", "options"), FAST_BILSTM_SLOW_BERT)
 def test_loss_is_finite_and_falls_with_a_few_steps(conll, name, config, options):
     family, chosen, data = prepared(name, conll, **options)
     torch.manual_seed(0)
@@ -138,6 +140,7 @@ def test_loss_is_finite_and_falls_with_a_few_steps(conll, name, config, options)
         assert model.model.dropout.p == config["dropout"]
 
 
+@SLOW
 @pytest.mark.parametrize(("name", "config", "options"), BOTH_FAMILIES)
 def test_train_model_reports_entity_metrics(conll, name, config, options):
     family, chosen, data = prepared(name, conll, **options)

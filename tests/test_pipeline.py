@@ -94,6 +94,7 @@ def _covers(dep: str, path: str) -> bool:
     return path == dep or path.startswith(dep.rstrip("/") + "/")
 
 
+@pytest.mark.slow  # two snakemake dry runs and the DVC index: ~25 s
 def test_snakemake_and_dvc_agree_on_every_job(repo_root):
     raw = pipeline.read_raw_params(repo_root / "params.yaml")
     load_params(repo_root / "params.yaml")  # valid
@@ -121,6 +122,7 @@ def test_snakemake_and_dvc_agree_on_every_job(repo_root):
         assert code == stage.code(str(repo_root)), name
 
 
+@pytest.mark.slow  # ~15 s of snakemake planning
 def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     jobs = snakemake_jobs(repo_root, repo_root / "Snakefile")
     rules = [rule for rule, _ in jobs]
@@ -158,7 +160,7 @@ def _ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the whole pipeline, three times over: minutes
 def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
@@ -223,7 +225,7 @@ def _snakemake_outdated(project: Path) -> set[str]:
     return jobs
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the tiny pipeline twice, with dry runs between: minutes
 def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
     """Snakemake runs, DVC agrees; an edited module outdates the same stages in both; a meta param reruns fit_meta onward."""
     project = _project_copy(repo_root, tmp_path / "project", TINY)
@@ -259,7 +261,7 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
     assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # every family on real mirror data: ~12 min
 def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, tmp_path):
     """Real Hub data from the offline mirror, every model family, the whole pipeline."""
     import pandas as pd

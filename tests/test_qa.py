@@ -140,6 +140,7 @@ def test_bidaf_answer_past_the_kept_words_is_a_null_label_but_still_scored(bidaf
     assert all(data.train.extra["answers"][row] for row in cut)  # the gold answers are kept for scoring
 
 
+@pytest.mark.slow  # 20-35 s each on a CPU
 @pytest.mark.parametrize("data_fixture, config", [
     ("bidaf_data", {"lr": 0.005, "batch_size": 8, "dropout": 0.2, "epochs": 1}),
     ("bert_data", {"lr": 5e-5, "batch_size": 8, "dropout": 0.1, "epochs": 1, "warmup_steps": 0}),
@@ -162,6 +163,7 @@ def test_forward_shapes_and_a_few_steps_reduce_the_loss(data_fixture, config, re
     assert losses[-1] < losses[0], losses
 
 
+@pytest.mark.slow  # a whole epoch: 20-85 s each on a CPU
 @pytest.mark.parametrize("data_fixture, config", [
     ("bidaf_data", {"lr": 0.005, "batch_size": 32, "dropout": 0.2, "epochs": 1}),
     ("bert_data", {"lr": 5e-5, "batch_size": 16, "dropout": 0.1, "epochs": 1, "warmup_steps": 0}),

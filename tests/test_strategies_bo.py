@@ -109,6 +109,7 @@ def test_expected_improvement():
 
 # --- gp_bo -----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 10 seeds x 15 GP-BO trials: ~16 s
 def test_gp_bo_beats_random_search():
     data = from_frame(pool("target", 300, OPTIMUM, seed=0))
     seeds = range(10)

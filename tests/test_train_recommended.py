@@ -91,6 +91,7 @@ def recommendations(tmp_path):
     return path
 
 
+@pytest.mark.slow  # the stage end to end, 3 epochs: ~16 s with its data
 def test_train_recommended_end_to_end(tiny_digits, recommendations, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 

@@ -142,6 +142,7 @@ def test_families_are_registered_with_their_search_space():
 # --- learning on MNIST ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~30 s each on a CPU
 @pytest.mark.parametrize("family_name, raw_options", [VARIANTS[0], VARIANTS[2]], ids=["resnet18", "vit"])
 def test_a_few_optimizer_steps_reduce_the_training_loss(mnist, family_name, raw_options):
     family, _, prepared, model = prepared_and_model(family_name, raw_options, *mnist)
@@ -160,6 +161,7 @@ def test_a_few_optimizer_steps_reduce_the_training_loss(mnist, family_name, raw_
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+@pytest.mark.slow  # a whole epoch: 25-30 s each on a CPU
 @pytest.mark.parametrize("family_name", ["resnet18", "vit"])
 def test_one_epoch_of_train_model_gives_finite_metrics(mnist, family_name):
     data, info = mnist
