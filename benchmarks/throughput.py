@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from metahpo.config import load_params
-from metahpo.training import describe_device, prepare_task, resolve_device, train_model, uses_bf16
+from metahpo.stages.shared import task_data
+from metahpo.training import describe_device, resolve_device, train_model, uses_bf16
 
 
 def samples_per_second(params, task: str, prepared, family, options, device: torch.device, precision: str) -> float:
@@ -48,7 +49,7 @@ def main() -> None:
     print("| task | family | fp32 samples/s | bf16 samples/s | bf16 speed-up |")
     print("| --- | --- | --- | --- | --- |")
     for task in tasks:
-        family, options, prepared = prepare_task(params, task, Path(args.results) / "data" / params.tasks[task].dataset)
+        family, options, prepared = task_data(params, task, Path(args.results) / "data" / params.tasks[task].dataset)
         fp32 = samples_per_second(params, task, prepared, family, options, device, "fp32")
         if uses_bf16(device, "bf16"):
             bf16 = samples_per_second(params, task, prepared, family, options, device, "bf16")

@@ -22,11 +22,11 @@ import pandas as pd
 
 from metahpo.data.prepare import load_prepared  # noqa: F401  imports datasets now: load times exclude the import
 from metahpo.config import load_params
-from metahpo.training import prepare_task
+from metahpo.stages.shared import task_data
 
 
 def process_start_seconds(repeats: int = 3) -> float:
-    code = "import metahpo.sweep, metahpo.training, metahpo.models, metahpo.data"
+    code = "import metahpo.stages.sweep, metahpo.training, metahpo.models, metahpo.data"
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -37,7 +37,7 @@ def process_start_seconds(repeats: int = 3) -> float:
 
 def data_load_seconds(params, task: str, results: Path) -> float:
     start = time.perf_counter()
-    prepare_task(params, task, results / "data" / params.tasks[task].dataset)
+    task_data(params, task, results / "data" / params.tasks[task].dataset)
     return time.perf_counter() - start
 
 

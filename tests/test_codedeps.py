@@ -83,3 +83,41 @@ def test_every_stage_writes_into_one_results_folder_of_its_own():
     assert len(set(folders)) == len(folders)
     for stage in pipeline.STAGES:
         assert all(out.startswith(f"{pipeline.RESULTS}/{stage.folder}/") for out in stage.all_outputs()), stage.name
+
+
+STAGE_SIDE = ("metahpo.stages", "metahpo.cli", "metahpo.config")  # may read the whole params
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules a file imports when it runs (``if TYPE_CHECKING:`` blocks are annotations only)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                found.add(child.module)
+                found.update(f"{child.module}.{alias.name}" for alias in child.names)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_library_modules_never_import_the_params_module_or_a_stage():
+    root = codedeps.package_root()
+    offenders = {}
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join(("metahpo", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        if module.startswith(STAGE_SIDE):
+            continue
+        bad = {m for m in _runtime_imports(path) if m == "metahpo.config" or m.startswith("metahpo.stages")}
+        if bad:
+            offenders[module] = sorted(bad)
+    assert offenders == {}, "library modules take params sections from their stage, never import config or a stage"

@@ -9,7 +9,8 @@ import pytest
 from metahpo.config import DatasetParams, DownloadParams, Params
 from metahpo.data import DATASETS, check_source, source_task_type
 from metahpo.data.columns import detect_columns
-from metahpo.data.prepare import download_dataset, input_array, label_array, load_prepared
+from metahpo.data.prepare import input_array, label_array, load_prepared
+from metahpo.stages.download import download_dataset
 from metahpo.errors import DataError, MetahpoError
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from metahpo.config import DatasetParams, DownloadParams, MetafeatureParams, Params
-from metahpo.data.prepare import download_dataset
-from metahpo.metafeatures import FEATURE_NAMES, GROUPS, compute_metafeatures, write_metafeatures
+from metahpo.stages.download import download_dataset
+from metahpo.metafeatures import FEATURE_NAMES, GROUPS, compute_metafeatures
 
 
 def make_params(mirror=None, **datasets_spec: dict) -> Params:
@@ -33,8 +33,9 @@ def prepared(tmp_path_factory) -> tuple[Params, dict]:
 def test_digits_metafeatures_are_sensible(prepared, tmp_path):
     params, folders = prepared
     out = tmp_path / "digits.json"
-    result = write_metafeatures(folders["digits"], out, params)
-    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    result = compute_metafeatures(folders["digits"], params.metafeatures, params.seed)
+    out.write_text(json.dumps(result))
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))  # JSON-safe: no NaN, no numpy types
     features = result["features"]
     assert result["dataset"] == "digits"
     assert features["n_classes"] == 10 and features["is_image"] == 1.0
@@ -49,7 +50,7 @@ def test_digits_metafeatures_are_sensible(prepared, tmp_path):
 
 def test_metafeatures_are_deterministic_apart_from_seconds(prepared):
     params, folders = prepared
-    assert compute_metafeatures(folders["wine"], params)["features"] == compute_metafeatures(folders["wine"], params)["features"]
+    assert compute_metafeatures(folders["wine"], params.metafeatures, params.seed)["features"] == compute_metafeatures(folders["wine"], params.metafeatures, params.seed)["features"]
 
 
 def test_same_names_for_image_tabular_and_text(prepared, mirror, tmp_path):
@@ -59,9 +60,9 @@ def test_same_names_for_image_tabular_and_text(prepared, mirror, tmp_path):
     )
     download_dataset("imdb", text_params, tmp_path / "imdb")
     results = {
-        "image": compute_metafeatures(folders["digits"], params),
-        "tabular": compute_metafeatures(folders["wine"], params),
-        "text": compute_metafeatures(tmp_path / "imdb", text_params),
+        "image": compute_metafeatures(folders["digits"], params.metafeatures, params.seed),
+        "tabular": compute_metafeatures(folders["wine"], params.metafeatures, params.seed),
+        "text": compute_metafeatures(tmp_path / "imdb", text_params.metafeatures, text_params.seed),
     }
     for result in results.values():
         assert list(result["features"]) == FEATURE_NAMES
@@ -84,7 +85,7 @@ def test_qa_token_classification_and_image_share_the_names(mirror, tmp_path):
     results = {}
     for name in params.datasets:
         download_dataset(name, params, tmp_path / name)
-        results[name] = compute_metafeatures(tmp_path / name, params)
+        results[name] = compute_metafeatures(tmp_path / name, params.metafeatures, params.seed)
     for result in results.values():
         assert list(result["features"]) == FEATURE_NAMES
         assert all(value is None or isinstance(value, float) for value in result["features"].values())

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from metahpo.config import DatasetParams, DownloadParams, Params
-from metahpo.data.prepare import download_dataset, load_prepared
+from metahpo.data.prepare import load_prepared
+from metahpo.stages.download import download_dataset
 from metahpo.errors import DataError
 from metahpo.metrics import entity_metrics
 from metahpo.models import FAMILIES

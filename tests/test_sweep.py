@@ -11,12 +11,14 @@ import torch
 import yaml
 
 import metahpo.data
-import metahpo.sweep
+import metahpo.stages.sweep
 from metahpo.config import HyperparameterSpace, Params
 from metahpo.errors import MetahpoError
 from metahpo.models import FAMILIES
 from metahpo.models.mlp import MLPFamily
-from metahpo.sweep import grid_configs, partial_path, random_configs, run_sweep
+from metahpo.search_space import grid_configs, random_configs
+from metahpo.stages.sweep import run_sweep
+from metahpo.trial_log import partial_path
 from test_models_vision_tabular import canonical_digits, canonical_tabular, one_torch_thread  # noqa: F401 (autouse)
 
 COLUMNS_BEFORE_HP = ["task", "dataset", "family", "trial_id", "search", "seed"]
@@ -159,7 +161,7 @@ def test_same_seed_gives_the_same_table(tmp_path, digits_on_disk):
 def test_interrupted_sweep_resumes_with_the_missing_trials(tmp_path, digits_on_disk, monkeypatch):
     out = tmp_path / "digits-fam.parquet"
     params = sweep_params()
-    real_train = metahpo.sweep.train_model
+    real_train = metahpo.stages.sweep.train_model
     trained: list[str] = []
     interrupt_after: list[int] = [3]  # trials trained before Ctrl-C; emptied for the resumed run
 
@@ -169,7 +171,7 @@ def test_interrupted_sweep_resumes_with_the_missing_trials(tmp_path, digits_on_d
         trained.append(json.dumps(config))
         return real_train(family, data, config, **kwargs)
 
-    monkeypatch.setattr(metahpo.sweep, "train_model", recording_train)
+    monkeypatch.setattr(metahpo.stages.sweep, "train_model", recording_train)
     with pytest.raises(KeyboardInterrupt):
         run_sweep("digits-fam", params, tmp_path, out, progress=False)
     assert not out.exists()
@@ -186,7 +188,7 @@ def test_interrupted_sweep_resumes_with_the_missing_trials(tmp_path, digits_on_d
     assert list(resumed.trial_id) == ["grid-0000", "grid-0001", "grid-0002", "grid-0003", "random-0000", "random-0001"]
     assert not partial_path(out).exists()
 
-    monkeypatch.setattr(metahpo.sweep, "train_model", real_train)
+    monkeypatch.setattr(metahpo.stages.sweep, "train_model", real_train)
     uninterrupted = run_sweep("digits-fam", params, tmp_path, tmp_path / "whole.parquet", progress=False)
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMING_COLUMNS), uninterrupted.drop(columns=TIMING_COLUMNS))
 

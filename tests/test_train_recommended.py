@@ -12,7 +12,7 @@ import pytest
 from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.io import read_json, write_json
-from metahpo.train_recommended import convergence, train_recommended
+from metahpo.stages.train_recommended import convergence, train_recommended
 
 CONFIG = {"lr": 0.01, "batch_size": 32, "hidden": 32, "dropout": 0.2}
 

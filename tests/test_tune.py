@@ -12,7 +12,7 @@ import metahpo.data
 import metahpo.tune
 from metahpo.config import Params
 from metahpo.hpo.strategies.zero_shot import prior_scores
-from metahpo.sweep import grid_configs
+from metahpo.search_space import grid_configs
 from metahpo.tune import TUNE_COLUMNS, run_tune, target_pool
 from test_benchmark_stage import fake_sweep
 from test_models_vision_tabular import canonical_digits, one_torch_thread  # noqa: F401 (autouse)

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from metahpo.config import DatasetParams, DownloadParams, Params
-from metahpo.data.prepare import download_dataset, load_prepared
+from metahpo.data.prepare import load_prepared
+from metahpo.stages.download import download_dataset
 from metahpo.models import FAMILIES
 from metahpo.models.vision import ResNetClassifier
 from metahpo.training import train_model

@@ -26,10 +26,10 @@ def _params(args):
 
 def cmd_check(args) -> None:
     params = _params(args)
-    from metahpo.sweep import planned_trials
+    from metahpo.stages.sweep import sweep_trials
 
     # the sweep's size before running it: trials and training epochs (an epochs hyperparameter wins)
-    trials = [t for task in params.tasks for t in planned_trials(task, params)]
+    trials = [t for task in params.tasks for t in sweep_trials(task, params)]
     epochs = sum(int(t["config"].get("epochs", params.sweep.epochs)) for t in trials)
     print(
         f"{args.params}: ok ({len(params.datasets)} datasets, {len(params.tasks)} tasks, "
@@ -97,7 +97,7 @@ def cmd_recommend(args) -> None:
         raise MetahpoError(f"--top-k and --max-train must be at least 1, got {args.top_k} and {args.max_train}")
     params = _params(args)
     meta_model = load_meta_model(args.meta_model, args.model)  # fails before the slow imports and the download
-    from metahpo.data.prepare import download_dataset
+    from metahpo.stages.download import download_dataset
     from metahpo.metafeatures import compute_metafeatures
 
     source, mirror = _recommend_source(args.dataset)
@@ -110,7 +110,7 @@ def cmd_recommend(args) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="metahpo-recommend-") as tmp:
         download_dataset(name, params, Path(tmp) / name)
-        metafeatures = compute_metafeatures(Path(tmp) / name, params)
+        metafeatures = compute_metafeatures(Path(tmp) / name, params.metafeatures, params.seed)
     top = recommend(meta_model, metafeatures, args.top_k)
     print(f"top {len(top)} {args.model} configurations for {args.dataset} (predicted normalised score):")
     for rank, (config, score) in enumerate(top, start=1):

@@ -157,6 +157,14 @@ class Params(Strict):
                 raise ValueError(f"name {name!r} must match {NAME_PATTERN} (it becomes a folder name)")
         return entries
 
+    @model_validator(mode="after")
+    def _consistent_with_the_registries(self) -> "Params":
+        # the same checks for Params(...) and load_params: names that must be registered or declared
+        problems = _check_against_registries(self)
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
     def task_dataset(self, task: str) -> str:
         return self.tasks[task].dataset
 
@@ -261,6 +269,9 @@ def _task_type_mismatch(name: str, source: str, task: TaskParams, family) -> lis
 def _format(err: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for e in err.errors():
+        if e["type"] == "value_error" and not e["loc"] and not prefix:  # the registry checks: lines of their own
+            lines.extend(str(e["ctx"]["error"]).split("\n  "))
+            continue
         path = ".".join(str(p) for p in e["loc"])
         path = f"{prefix}.{path}" if prefix and path else (prefix or path or "<top level>")
         msg = e["msg"]
@@ -285,9 +296,6 @@ def validate_params(raw: Any, source: str = "params") -> Params:
         raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(missing)) from None
     if missing:
         raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(missing))
-    problems = _check_against_registries(params)
-    if problems:
-        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(problems))
     return params
 
 

@@ -22,12 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from metahpo.config import Params
 from metahpo.data.columns import IMAGE, TABULAR, TEXT
 from metahpo.data.prepare import input_array, label_array, load_prepared
 from metahpo.data.sources import CLASSIFICATION, EXTRACTIVE_QA, TOKEN_CLASSIFICATION
 from metahpo.data.splits import derive_seed
-from metahpo.io import write_json
 
 TEXT_HASH_FEATURES = 2**12  # width of the hashed bag of words: the text numeric view
 
@@ -67,13 +65,13 @@ def _flat_tags(tags_column) -> np.ndarray:
 class _View:
     """The rows a dataset's meta-features are computed from: raw inputs, targets and the numeric view."""
 
-    def __init__(self, data, info: dict[str, Any], params: Params) -> None:
+    def __init__(self, data, info: dict[str, Any], max_rows: int, seed: int) -> None:
         self.task_type = info.get("task_type", CLASSIFICATION)
         self.modality = info["modality"]
         self.label_names = info["label_names"] or []
         self.is_entity_tag = np.array([name != OUTSIDE_TAG for name in self.label_names], dtype=bool)
-        self.max_rows = params.metafeatures.max_rows
-        self.seed = params.seed
+        self.max_rows = max_rows
+        self.seed = seed
         # the task's own labels over the whole train split (cheap to read): class statistics
         if self.task_type == CLASSIFICATION:
             self.all_train_labels = label_array(data["train"])
@@ -227,7 +225,7 @@ def _statistical(view: _View) -> dict[str, float | None]:
     return features
 
 
-def _landmarker_models(view: _View, params: Params) -> dict[str, Callable[[], Any]]:
+def _landmarker_models(view: _View, projection_dim: int, seed: int) -> dict[str, Callable[[], Any]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neighbors import KNeighborsClassifier
@@ -235,9 +233,9 @@ def _landmarker_models(view: _View, params: Params) -> dict[str, Callable[[], An
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
     from sklearn.tree import DecisionTreeClassifier
 
-    n_features, k = view.train_x.shape[1], params.metafeatures.projection_dim
+    n_features, k = view.train_x.shape[1], projection_dim
     # a fixed Gaussian projection (seeded): the same width whatever the dataset's input width
-    projection = np.random.default_rng(derive_seed(params.seed, "metafeatures-projection")).normal(
+    projection = np.random.default_rng(derive_seed(seed, "metafeatures-projection")).normal(
         size=(n_features, k)
     ) / math.sqrt(k)
 
@@ -249,7 +247,7 @@ def _landmarker_models(view: _View, params: Params) -> dict[str, Callable[[], An
             FunctionTransformer(lambda x: np.asarray(x @ projection)), StandardScaler(), LogisticRegression(max_iter=500)
         ),
         "landmark_1nn": lambda: KNeighborsClassifier(n_neighbors=1, algorithm="brute"),
-        "landmark_stump": lambda: DecisionTreeClassifier(max_depth=1, random_state=params.seed),
+        "landmark_stump": lambda: DecisionTreeClassifier(max_depth=1, random_state=seed),
         "landmark_naive_bayes": lambda: make_pipeline(FunctionTransformer(dense), GaussianNB()),
     }
 
@@ -285,12 +283,15 @@ def _finite_or_none(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def compute_metafeatures(data_dir: str | os.PathLike, params: Params) -> dict[str, Any]:
-    """``{"dataset", "features": {name: float|null}, "groups": {group: [names]}, "seconds": {...}}``."""
+def compute_metafeatures(data_dir: str | os.PathLike, settings, seed: int) -> dict[str, Any]:
+    """``{"dataset", "features": {name: float|null}, "groups": {group: [names]}, "seconds": {...}}``.
+
+    ``settings`` is the params' ``metafeatures`` section (``max_rows``, ``projection_dim``).
+    """
     data, info = load_prepared(data_dir)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    view = _View(data, info, params)
+    view = _View(data, info, settings.max_rows, seed)
     seconds["numeric_view"] = time.perf_counter() - start
 
     features: dict[str, Any] = {}
@@ -298,7 +299,7 @@ def compute_metafeatures(data_dir: str | os.PathLike, params: Params) -> dict[st
         start = time.perf_counter()
         features.update(compute())
         seconds[group] = time.perf_counter() - start
-    models = _landmarker_models(view, params)  # outside the clock: it imports scikit-learn
+    models = _landmarker_models(view, settings.projection_dim, seed)  # outside the clock: it imports scikit-learn
     start = time.perf_counter()
     features.update(_landmarkers(view, models, seconds))
     seconds["landmarkers"] = time.perf_counter() - start
@@ -309,10 +310,3 @@ def compute_metafeatures(data_dir: str | os.PathLike, params: Params) -> dict[st
         "groups": {group: list(names) for group, names in GROUPS.items()},
         "seconds": seconds,
     }
-
-
-def write_metafeatures(data_dir: str | os.PathLike, out_path: str | os.PathLike, params: Params) -> dict[str, Any]:
-    """Compute the meta-features of the prepared dataset in ``data_dir`` and write them as JSON (atomically)."""
-    result = compute_metafeatures(data_dir, params)
-    write_json(out_path, result)
-    return result

@@ -61,16 +61,16 @@ class Diverged(Exception):
     """The training loss became NaN or infinite."""
 
 
-def prepare_task(params, task: str, data_dir) -> tuple[Family, BaseModel, PreparedData]:
+def prepare_task(family_name: str, options: dict, task: str, data_dir) -> tuple[Family, BaseModel, PreparedData]:
     """(family, validated options, tensors) of ``task`` from its prepared dataset folder ``data_dir``.
 
-    Checks that the dataset's task type suits the family before the (possibly slow) tokenising.
+    ``family_name`` is the registered family, ``options`` its ``families.<entry>.options``. Checks that
+    the dataset's task type suits the family before the (possibly slow) tokenising.
     """
     from metahpo.data.prepare import load_prepared  # datasets is heavy: only stages that train pay for it
 
-    entry = params.tasks[task].family
-    family = FAMILIES.get(params.registered_family(entry))
-    options = family.options(params.families[entry].options)
+    family = FAMILIES.get(family_name)
+    options = family.options(options)
     dataset_dict, info = load_prepared(data_dir)
     family.check_dataset(info, task)
     return family, options, family.prepare(dataset_dict, info, options)

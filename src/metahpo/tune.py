@@ -28,8 +28,10 @@ from metahpo.hpo.base import STRATEGIES, Query, Strategy
 from metahpo.hpo.metadataset import HP_PREFIX, TaskData, from_frame, from_sweeps
 from metahpo.hpo.sweeps import read_sweep, task_metafeatures
 from metahpo.io import write_parquet
-from metahpo.sweep import append_partial, grid_configs, partial_path, read_partial, stable_seed
-from metahpo.training import prepare_task, resolve_device, train_model
+from metahpo.search_space import grid_configs, stable_seed
+from metahpo.trial_log import append_partial, partial_path, read_partial
+from metahpo.stages.shared import task_data
+from metahpo.training import resolve_device, train_model
 
 TUNE_COLUMNS = (
     "task", "family", "strategy", "trial", "config", "epochs", "state", "val_metric", "best_val_metric",
@@ -94,7 +96,7 @@ def run_tune(
     import metahpo.hpo.strategies  # noqa: F401  registers the strategies
 
     spec = params.tasks[task]
-    family, options, prepared = prepare_task(params, task, data_dir)  # once per task, shared by every trial
+    family, options, prepared = task_data(params, task, data_dir)  # once per task, shared by every trial
     device = resolve_device(params.device)
     target, prior, configs = target_pool(params, task, sweep_dir, metafeatures_dir)
 

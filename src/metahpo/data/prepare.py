@@ -19,7 +19,6 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from metahpo.config import Params
 from metahpo.data.columns import IMAGE, TABULAR, TEXT, ColumnPlan, detect_columns
 from metahpo.data.sources import (
     CLASSIFICATION,
@@ -54,9 +53,9 @@ QA_FEATURES = datasets.Features(
 # --- loading the raw data -----------------------------------------------------------------------
 
 
-def mirror_root(params: Params) -> Path | None:
+def mirror_root(mirror: str | None) -> Path | None:
     """The offline mirror folder: download.mirror, else $METAHPO_HF_MIRROR, else none."""
-    root = params.download.mirror or os.environ.get(MIRROR_ENV)
+    root = mirror or os.environ.get(MIRROR_ENV)
     return Path(root).expanduser() if root else None
 
 
@@ -76,9 +75,9 @@ def _offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _load_hub(source: HubSource, config_name: str | None, params: Params, dataset: str):
+def _load_hub(source: HubSource, config_name: str | None, mirror: str | None, dataset: str):
     """(DatasetDict, where it came from): the mirror copy when there is one, else the Hub."""
-    root = mirror_root(params)
+    root = mirror_root(mirror)
     mirrored = root / source.hub_id if root else None
     config_args = [config_name] if config_name else []
     how_to_fix = (
@@ -108,8 +107,7 @@ def _load_hub(source: HubSource, config_name: str | None, params: Params, datase
     return raw, origin
 
 
-def _load_raw(dataset: str, params: Params):
-    spec = params.datasets[dataset]
+def _load_raw(dataset: str, spec, mirror: str | None):
     source = resolve_source(spec.source)
     if isinstance(source, BundledSource):
         if spec.config_name:
@@ -117,7 +115,7 @@ def _load_raw(dataset: str, params: Params):
                 f"datasets.{dataset}.config_name: bundled source {spec.source!r} has no configurations; remove it"
             )
         return source.load(), "bundled"
-    return _load_hub(source, spec.config_name, params, dataset)
+    return _load_hub(source, spec.config_name, mirror, dataset)
 
 
 def _canonical_splits(raw, dataset: str) -> tuple[dict[str, datasets.Dataset], list[str]]:
@@ -260,12 +258,12 @@ def _input_shape(converted: datasets.Dataset, modality: str) -> list[int] | None
 # --- the stage ---------------------------------------------------------------------------------
 
 
-def download_dataset(name: str, params: Params, out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write dataset ``name`` of params.datasets to ``out_dir`` (atomically); return its info dict."""
-    if name not in params.datasets:
-        raise DataError(f"dataset {name!r} is not under datasets in params; valid names: {', '.join(sorted(params.datasets))}")
-    spec = params.datasets[name]
-    raw, origin = _load_raw(name, params)
+def prepare_dataset(name: str, spec, download, seed: int, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write dataset ``name`` to ``out_dir`` (atomically); return its info dict.
+
+    ``spec`` is its ``datasets.<name>`` entry, ``download`` the params' ``download`` section.
+    """
+    raw, origin = _load_raw(name, spec, download.mirror)
     splits, ignored_splits = _canonical_splits(raw, name)
     first = next(iter(splits.values()))
     features = first.features
@@ -285,9 +283,9 @@ def download_dataset(name: str, params: Params, out_dir: str | os.PathLike) -> d
     assignment, carved = carve(
         {split_name: len(split) for split_name, split in splits.items()},
         labels,
-        params.download.test_fraction,
-        params.download.validation_fraction,
-        params.seed,
+        download.test_fraction,
+        download.validation_fraction,
+        seed,
         name,
     )
     limits = {"train": spec.max_train, "validation": spec.max_validation, "test": spec.max_test}
@@ -295,7 +293,7 @@ def download_dataset(name: str, params: Params, out_dir: str | os.PathLike) -> d
     for split_name in CANONICAL_SPLITS:
         source_split, rows = assignment[split_name]
         source_labels = None if labels is None else labels[source_split]
-        rows = subsample(rows, source_labels, limits[split_name], params.seed, split_name)
+        rows = subsample(rows, source_labels, limits[split_name], seed, split_name)
         converted[split_name] = _convert(
             splits[source_split].select(rows), plan, features, name, split_name, source_split, rows
         )
@@ -327,7 +325,7 @@ def download_dataset(name: str, params: Params, out_dir: str | os.PathLike) -> d
         "split_sizes": {split_name: len(split) for split_name, split in converted.items()},
         "source_split_sizes": {split_name: len(split) for split_name, split in splits.items()},
         "carved": carved,
-        "seed": params.seed,
+        "seed": seed,
     }
     with atomic_dir(out_dir) as tmp:
         prepared.save_to_disk(str(tmp))

@@ -8,17 +8,21 @@ the dict its ``build`` returns as ``data``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 from pathlib import Path
 
 import jinja2
 
 import metahpo.report.sections  # noqa: F401  (registers the sections, in report order)
-from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.io import write_text
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
 
 
 def build_report(

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from metahpo.config import Params
 from metahpo.registry import Registry
 from metahpo.report.inputs import ResultsTree
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from metahpo.metafeatures import write_metafeatures
+from metahpo.io import write_json
+from metahpo.metafeatures import compute_metafeatures
 
 
 def run(params, job) -> None:
     (data_dir,) = job.deps
     (out_path,) = job.outs
-    write_metafeatures(data_dir, out_path, params)
+    write_json(out_path, compute_metafeatures(data_dir, params.metafeatures, params.seed))

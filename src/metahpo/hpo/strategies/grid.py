@@ -1,6 +1,6 @@
 """``grid``: the pool in row order; and ``FixedOrder``, the base of every strategy that asks a fixed order.
 
-The rows of a task are its sweep in the order it was run and recorded (``metahpo.sweep``: the grid
+The rows of a task are its sweep in the order it was run and recorded (``metahpo.stages.sweep``: the grid
 points, the product over hyperparameters in the space's order, then the seeded random trials), so
 the table's order is the grid's own order and ``grid`` replays what the recorded sweep itself did.
 The order does not depend on the strategy's seed.

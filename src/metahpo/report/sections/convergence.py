@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from metahpo.config import Params
+from typing import TYPE_CHECKING
+
 from metahpo.report.common import load_each
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
@@ -18,6 +19,10 @@ from metahpo.report.tables import (
     fmt_seconds,
     is_missing,
 )
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
+
 
 NOT_AVAILABLE = "not available"
 

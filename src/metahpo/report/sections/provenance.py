@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from metahpo.config import Params
+from typing import TYPE_CHECKING
+
 from metahpo.report import provenance
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
 
 
 def build(inputs: ReportInputs) -> dict:

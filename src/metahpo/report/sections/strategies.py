@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
 
-from metahpo.config import Params
 from metahpo.hpo import metrics
 from metahpo.report import figures
 from metahpo.report.common import display_order, metric_of
@@ -27,6 +26,10 @@ from metahpo.report.tables import (
     fmt_seconds,
     is_missing,
 )
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
+
 
 STRATEGIES = ("grid", "random", "tpe", "gp_bo", "transfer_bo", "zero_shot", "sh", "asha", "sh_warm", "asha_warm")
 COST_GRID_POINTS = 100

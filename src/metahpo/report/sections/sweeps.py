@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from metahpo.config import Params
 from metahpo.report import figures
 from metahpo.report.common import metric_of
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_metric, fmt_number, fmt_scores, fmt_seconds, is_missing
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
+
 
 STATES = ("ok", "diverged", "oom", "failed")
 TOP_TRIALS = 5

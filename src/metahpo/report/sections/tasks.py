@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from metahpo.config import Params
 from metahpo.report.common import load_each
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_int, fmt_number, fmt_seconds
+
+if TYPE_CHECKING:  # annotations only: the library never imports the params module
+    from metahpo.config import Params
+
 
 METAFEATURE_GROUPS = ("simple", "statistical", "landmarkers")
 DEFAULT_TASK_TYPE = "classification"  # metahpo.json files written before task types had none

@@ -1,0 +1,11 @@
+"""What several stages do alike, on the whole params (the library below them takes only sections)."""
+
+from __future__ import annotations
+
+from metahpo.training import prepare_task
+
+
+def task_data(params, task: str, data_dir):
+    """(family, options, tensors) of a task, for the stages that train (``metahpo.training.prepare_task``)."""
+    entry = params.tasks[task].family
+    return prepare_task(params.registered_family(entry), params.families[entry].options, task, data_dir)
