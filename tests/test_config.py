@@ -168,3 +168,18 @@ def test_a_families_entry_can_name_its_registered_family(default_params_raw):
     raw["families"]["bad"] = {**bert, "family": "bart"}
     with pytest.raises(ParamsError, match="families.bad.family: unknown model family"):
         validate_params(raw)
+
+
+def test_params_model_and_load_params_refuse_the_same_registry_problems(default_params_raw, tmp_path):
+    from pydantic import ValidationError
+
+    from metahpo.config import Params
+
+    raw = copy.deepcopy(default_params_raw)
+    raw["families"]["mlp"]["family"] = "not_a_family"
+    with pytest.raises(ValidationError, match=r"families\.mlp\.family: unknown model family"):
+        Params(**raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"\n  families\.mlp\.family: unknown model family; valid names: "):
+        load_params(path)

@@ -36,6 +36,11 @@ EPOCHS = 4
 METHODS = ("surrogate", "nearest", "portfolio", "default")
 KS = (1, 3)
 
+def unchecked_params(raw: dict) -> Params:
+    """Params for synthetic results: made-up sources and spaces, so the registry checks are off."""
+    return Params.model_validate(raw, context={"registries": False})
+
+
 RAW_PARAMS = {
     "datasets": {"digits": {"source": "digits"}, "wine": {"source": f"wine {HOSTILE}"}},
     "tasks": {task: {"dataset": dataset, "family": task.split("-")[1]} for task, dataset in TASKS.items()},
@@ -228,7 +233,7 @@ def _build(tmp_path: Path, with_strategies: bool) -> str:
         _write_strategy_results(results)
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
-    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    build_report(unchecked_params(RAW_PARAMS), params_path, results, tmp_path / "index.html")
     return (tmp_path / "index.html").read_text(encoding="utf-8")
 
 
@@ -239,7 +244,7 @@ def report(tmp_path_factory) -> Path:
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
     _write_results(root / "results")
     out_path = root / "results" / "report" / "index.html"
-    build_report(Params(**RAW_PARAMS), params_path, root / "results", out_path)
+    build_report(unchecked_params(RAW_PARAMS), params_path, root / "results", out_path)
     return out_path
 
 
@@ -399,7 +404,7 @@ def test_qa_task_shows_its_f1(tmp_path):
     write_json(results / "train" / "squad-qa" / "metrics.json", _train_metrics("squad-qa", "f1", 0.7654))
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    build_report(Params(**raw), params_path, results, tmp_path / "index.html")
+    build_report(unchecked_params(raw), params_path, results, tmp_path / "index.html")
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
 
     assert re.search(r"<tr><td>squad-qa</td>(<td[^>]*>[^<]*</td>){4}<td>extractive_qa</td>", _section(html, "tasks"))
@@ -433,7 +438,7 @@ def test_missing_stage_outputs_become_notes(tmp_path):
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
     out_path = results / "report" / "index.html"
-    build_report(Params(**RAW_PARAMS), params_path, results, out_path)
+    build_report(unchecked_params(RAW_PARAMS), params_path, results, out_path)
     html = out_path.read_text(encoding="utf-8")
     for section_id in ("tasks", "sweeps", "loto", "convergence"):
         assert "not available" in _section(html, section_id)
@@ -451,7 +456,7 @@ def test_sweep_without_finished_trials_is_a_note(tmp_path):
     write_parquet(sweep_path, frame.assign(state="oom", val_metric=float("nan")))
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
-    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    build_report(unchecked_params(RAW_PARAMS), params_path, results, tmp_path / "index.html")
     sweeps = _section((tmp_path / "index.html").read_text(encoding="utf-8"), "sweeps")
     wine = sweeps.split('id="sweep-wine-mlp"', 1)[1].split("<h3", 1)[0]
     assert "not available: no trial finished with state ok" in wine
@@ -461,7 +466,7 @@ def test_sweep_without_finished_trials_is_a_note(tmp_path):
 
 def test_missing_results_dir_is_a_metahpo_error(tmp_path):
     with pytest.raises(MetahpoError, match="nowhere"):
-        build_report(Params(**RAW_PARAMS), tmp_path / "params.yaml", tmp_path / "nowhere", tmp_path / "index.html")
+        build_report(unchecked_params(RAW_PARAMS), tmp_path / "params.yaml", tmp_path / "nowhere", tmp_path / "index.html")
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(report):
@@ -477,7 +482,7 @@ def test_figures_are_deterministic(tmp_path):
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
     first, second = tmp_path / "a.html", tmp_path / "b.html"
     for out in (first, second):
-        build_report(Params(**RAW_PARAMS), params_path, results, out)
+        build_report(unchecked_params(RAW_PARAMS), params_path, results, out)
     images = [re.findall(r'<img\s+src="([^"]*)"', out.read_text(encoding="utf-8")) for out in (first, second)]
     assert images[0] == images[1] and images[0]
 
@@ -617,7 +622,7 @@ def test_summary_wrapped_with_the_run_settings_reads_the_same(strategies, tmp_pa
     )  # fmt: skip
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
-    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    build_report(unchecked_params(RAW_PARAMS), params_path, results, tmp_path / "index.html")
     wrapped = _section((tmp_path / "index.html").read_text(encoding="utf-8"), "strategies")
     for strategy in BENCHMARK_REGRET:
         assert _table_row(wrapped, strategy) == _table_row(strategies, strategy)
@@ -645,7 +650,7 @@ def test_missing_benchmark_outputs_become_notes(tmp_path, html):
     (results / "tune" / "digits-mlp.parquet").unlink()
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(RAW_PARAMS), encoding="utf-8")
-    build_report(Params(**RAW_PARAMS), params_path, results, tmp_path / "index.html")
+    build_report(unchecked_params(RAW_PARAMS), params_path, results, tmp_path / "index.html")
     strategies = _section((tmp_path / "index.html").read_text(encoding="utf-8"), "strategies")
     assert "not available: results/benchmark/summary.json not found (run the benchmark stage)" in strategies
     assert "not available: results/tune/ holds no &lt;task&gt;.parquet (run the tune stage)" in strategies

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-import metahpo.data
+import metahpo.data.prepare
 import metahpo.stages.sweep
 from metahpo.config import HyperparameterSpace, Params
 from metahpo.errors import MetahpoError
@@ -37,8 +37,8 @@ def small_digits():
 
 @pytest.fixture
 def digits_on_disk(monkeypatch, small_digits):
-    """metahpo.data.load_prepared returns the small digits dataset, whatever the folder."""
-    monkeypatch.setattr(metahpo.data, "load_prepared", lambda path: small_digits, raising=False)
+    """metahpo.data.prepare.load_prepared returns the small digits dataset, whatever the folder."""
+    monkeypatch.setattr(metahpo.data.prepare, "load_prepared", lambda path: small_digits)
 
 
 def space_of(family: str, repo_root) -> dict[str, HyperparameterSpace]:
@@ -202,7 +202,7 @@ def test_partial_rows_of_other_params_are_not_reused(tmp_path, digits_on_disk):
 
 
 def test_family_must_accept_the_dataset_modality(tmp_path, monkeypatch):
-    monkeypatch.setattr(metahpo.data, "load_prepared", lambda path: canonical_tabular(), raising=False)
+    monkeypatch.setattr(metahpo.data.prepare, "load_prepared", lambda path: canonical_tabular())
     space = {"lr": {"values": [0.01]}, "batch_size": {"values": [8]}, "filters": {"values": [4]},
              "dropout": {"values": [0.1]}}  # fmt: skip
     with pytest.raises(MetahpoError, match=r"is classification on tabular data, but model family 'cnn' does classification on image"):
@@ -210,8 +210,6 @@ def test_family_must_accept_the_dataset_modality(tmp_path, monkeypatch):
 
 
 def test_sweep_reads_a_dataset_saved_in_the_contract_layout(tmp_path, small_digits):
-    if not hasattr(metahpo.data, "load_prepared"):
-        pytest.skip("metahpo.data.load_prepared is not written yet")
     data, info = small_digits
     data.save_to_disk(str(tmp_path / "digits"))
     (tmp_path / "digits" / "metahpo.json").write_text(json.dumps(info))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import metahpo.data
+import metahpo.data.prepare
 import metahpo.tune
 from metahpo.config import Params
 from metahpo.hpo.strategies.zero_shot import prior_scores
@@ -53,7 +53,7 @@ def tune_params() -> Params:
 @pytest.fixture
 def stage_dirs(tmp_path, monkeypatch):
     small = canonical_digits(max_train=150)
-    monkeypatch.setattr(metahpo.data, "load_prepared", lambda path: small, raising=False)
+    monkeypatch.setattr(metahpo.data.prepare, "load_prepared", lambda path: small)
     (tmp_path / "sweep").mkdir()
     (tmp_path / "metafeatures").mkdir()
     prior = fake_sweep("digits_b-mlp", MLP_SPACE, seed=3)
