@@ -99,7 +99,7 @@ STAGES: tuple[Stage, ...] = (
         name="sweep",
         over="tasks",
         script="scripts/sweep.py",
-        code=(f"{LIB}/sweep.py",) + TRAINING_CODE,
+        code=(f"{LIB}/sweep.py", f"{LIB}/hpo/space.py") + TRAINING_CODE,  # space.py: the grid enumeration
         deps=("results/data/{dataset}",),
         params=("seed", "device", "precision", "tasks.{key}", "sweep", "families.{family}"),
         outs=("results/sweep/{key}.parquet",),
@@ -109,7 +109,7 @@ STAGES: tuple[Stage, ...] = (
         name="fit_meta",
         over=None,
         script="scripts/fit_meta.py",
-        code=(f"{LIB}/meta",),
+        code=(f"{LIB}/meta", f"{LIB}/hpo"),  # hpo: the meta-dataset, encoding, scaler, surrogate, regret
         deps=(Each("results/sweep/{key}.parquet", "tasks"), Each("results/metafeatures/{key}.json", "datasets")),
         params=("seed", "tasks", "families", "meta"),
         outs=("results/meta/model", "results/meta/loto.parquet", "results/meta/recommendations.json"),
@@ -133,7 +133,8 @@ STAGES: tuple[Stage, ...] = (
         script="scripts/benchmark.py",
         code=(f"{LIB}/benchmark.py", f"{LIB}/hpo"),
         deps=(Each("results/sweep/{key}.parquet", "tasks"), Each("results/metafeatures/{key}.json", "datasets")),
-        params=("tasks", "benchmark"),  # tasks: which sweeps form a family's meta-dataset
+        # tasks: which sweeps form a family's meta-dataset; families: the declared log flags of its encoding
+        params=("tasks", "families", "benchmark"),
         # the exports sit in a folder of their own: their names depend on params.families
         outs=("results/benchmark/regret.parquet", "results/benchmark/summary.json", "results/benchmark/export"),
     ),

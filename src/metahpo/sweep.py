@@ -6,7 +6,6 @@ interrupted sweep reruns only the trials it had not finished. The Parquet is wri
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -20,16 +19,11 @@ from tqdm.auto import tqdm
 
 from metahpo.config import HyperparameterSpace, Params
 from metahpo.errors import MetahpoError
+from metahpo.hpo.space import grid_configs  # the one grid enumeration (fit_meta and tune use it too)
 from metahpo.io import write_parquet, write_text
 from metahpo.training import prepare_task, resolve_device, train_model
 
 Space = dict[str, HyperparameterSpace]
-
-
-def grid_configs(space: Space) -> list[dict[str, Any]]:
-    """Every grid point: the product over hyperparameters in the space's order, values as listed."""
-    names = list(space)
-    return [dict(zip(names, values)) for values in itertools.product(*(space[n].values for n in names))]
 
 
 def _draw(rng: random.Random, spec: HyperparameterSpace) -> int | float:
