@@ -427,3 +427,13 @@ def test_a_meta_model_of_another_format_is_refused(fitted, tmp_path):
     write_json(model_dir / "meta_model.json", {**index, "format": 1})
     with pytest.raises(MetahpoError, match="has format 1, expected 2; rerun fit_meta"):
         load_meta_model(model_dir, "mlp")
+
+
+def test_a_task_whose_every_grid_run_failed_has_no_regret_but_does_not_stop_fit_meta(synthetic, tmp_path):
+    params, sweep_dir, meta_dir = synthetic
+    write_task(sweep_dir, meta_dir, "t3", "mlp", TASK_X["t3"], scores=[None] * 6)
+    _, loto, recommendations = run_fit(params, sweep_dir, meta_dir, tmp_path / "meta")
+    failed = loto[loto.task == "t3"]
+    assert failed["regret"].isna().all() and failed["note"].str.contains("every grid run of t3 failed").all()
+    others = loto[(loto.family == "mlp") & (loto.task != "t3")]
+    assert others["regret"].notna().all() and set(recommendations) == set(params.tasks)

@@ -35,8 +35,12 @@ def loto_rows(
     A candidate the held-out task never ran counts as its worst (regret 1).
     """
     rows_of = grid.rows_in(held_out)  # candidate -> the held-out task's grid row, -1 if none
-    regret = np.append(pool_regret(held_out), 1.0)  # index -1: not run
-    best = int(np.argmin(regret[:-1]))
+    if np.isfinite(held_out.y).any():
+        regret = np.append(pool_regret(held_out), 1.0)  # index -1: not run
+        best = int(np.argmin(regret[:-1]))
+    else:  # every grid run failed: there is no scale to measure regret on
+        regret, best = np.full(len(held_out) + 1, np.nan), -1
+        note = f"every grid run of {held_out.name} failed: no regret to measure"
     grid_best_val, grid_best_test = _at(held_out.y, best), _at(held_out.test, best)
     rows = []
     for k in top_k:

@@ -76,6 +76,8 @@ def nearest_tasks(target: TaskData, prior: list[TaskData], n: int) -> list[int]:
 def on_grid(grid: CandidateGrid, task: TaskData) -> TaskData:
     """A prior task seen on the candidate grid: y = its normalised score per candidate, 0 where not run."""
     rows = grid.rows_in(task)
+    if not surrogate.usable([task]):  # every run failed: every candidate is the task's worst
+        return grid.pool(task.name, task.meta_features, np.zeros(len(grid)))
     scores = np.where(rows >= 0, normalised_scores(task)[np.maximum(rows, 0)], 0.0)
     return grid.pool(task.name, task.meta_features, scores)
 
