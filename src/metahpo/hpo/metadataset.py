@@ -11,7 +11,7 @@ fit_meta's rankers read, and the one place for what they share:
 - ``Encoding``: configurations -> [0, 1] (log10 first where declared, else by the two-decade rule);
 - ``MetaFeatureScaler``: median imputation + standardisation, fitted on training tasks, applied to
   any new task's vector, JSON-persistable; ``MetaDataset.without`` refits it without a held-out task;
-- ``pool_regret``: normalised regret, (best - y) / (best - worst), failed rows 1;
+- ``regret`` / ``pool_regret``: normalised regret, (best - y) / (best - worst), failed rows 1;
   ``normalised_scores`` = 1 - regret, what every surrogate and ranker learns.
 
 Inside, everything is oriented "higher is better" (a min objective is negated), so a strategy never
@@ -175,20 +175,21 @@ def regret_scale(task: TaskData) -> tuple[float, float]:
     return float(finite.max()), float(finite.min())
 
 
-def regret_of(task: TaskData, found: float) -> float:
-    """Normalised regret of having found ``found``: (best - found) / (best - worst); 1 if not finite."""
+def regret(task: TaskData, found: Any) -> Any:
+    """The one normalised regret: (best - found) / (best - worst) on the task's scale; 1 where not finite.
+
+    ``found``: a value (the best found so far) or an array of them; 0 everywhere finite when best == worst.
+    """
     best, worst = regret_scale(task)
-    if not math.isfinite(found):
-        return 1.0
-    return 0.0 if best == worst else (best - found) / (best - worst)
+    found = np.asarray(found, dtype=float)
+    finite = np.isfinite(found)
+    value = np.where(finite, (best - found) / (best - worst) if best > worst else 0.0, 1.0)
+    return float(value) if value.ndim == 0 else value
 
 
 def pool_regret(task: TaskData) -> np.ndarray:
     """Normalised regret of every row of a task's pool, as if it were the best found (failed rows: 1)."""
-    best, worst = regret_scale(task)
-    if best == worst:
-        return np.where(np.isfinite(task.y), 0.0, 1.0)
-    return np.where(np.isfinite(task.y), (best - task.y) / (best - worst), 1.0)
+    return regret(task, task.y)
 
 
 def normalised_scores(task: TaskData) -> np.ndarray:

@@ -6,7 +6,7 @@ fraction of them for a partial one). Normalised regret of the best-so-far, per t
     (best in table - best found) / (best in table - worst in table)
 where "found" counts full evaluations only and is the worst (regret 1) before the first one.
 Failed rows (NaN objective) are never the best: they count as the task's worst. (The regret
-functions live in ``metahpo.hpo.metadataset``, the one definition fit_meta uses too.) The strategy
+functions live in ``metahpo.hpo.metadataset``: ``regret``, the one definition fit_meta uses too.) The strategy
 sees the held-out task through ``MetaDataset.fold``: configurations only, meta-features
 standardised with the prior tasks' scaler, as a new task's would be.
 """
@@ -21,7 +21,7 @@ import pandas as pd
 
 from metahpo.errors import MetahpoError
 from metahpo.hpo.base import STRATEGIES, Query, Strategy
-from metahpo.hpo.metadataset import MetaDataset, TaskData, pool_regret, regret_of, regret_scale  # noqa: F401  (re-exported)
+from metahpo.hpo.metadataset import MetaDataset, TaskData, pool_regret, regret, regret_scale  # noqa: F401  (re-exported)
 
 
 def answer(task: TaskData, query: Query) -> tuple[float, float, bool]:
@@ -57,8 +57,8 @@ def replay(
             asked_full.add(query.index)
             if math.isfinite(value):
                 found = max(found, value)
-        regret = regret_of(target, found)
-        rows.append((strategy.name, task, seed, trial, regret, cost, query.index, query.epochs or target.n_epochs))
+        epochs = query.epochs or target.n_epochs
+        rows.append((strategy.name, task, seed, trial, regret(target, found), cost, query.index, epochs))
         if len(asked_full) == len(target):
             break  # the whole pool is evaluated
     return pd.DataFrame(rows, columns=["strategy", "task", "seed", "trial", "regret", "cost", "index", "epochs"])
