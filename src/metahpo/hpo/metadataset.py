@@ -158,13 +158,15 @@ class TaskData:
     test: Optional[np.ndarray] = None  # (n,) test_objective, oriented like y; reported, never searched on
     metric: Optional[str] = None  # what the objective measures (e.g. accuracy), when the table says
     mf_raw: Optional[dict[str, float]] = None  # the meta-features as given (name without mf.), NaN = missing
+    encoding: Optional[Encoding] = None  # what X was encoded with (its log flags are the space's scales)
 
     def __len__(self) -> int:
         return len(self.X)
 
     def hidden(self) -> "TaskData":
         """The view a strategy gets of the held-out task: configurations (and meta-features) only."""
-        return TaskData(self.name, self.X, self.raw, self.meta_features, n_epochs=self.n_epochs, mf_raw=self.mf_raw)
+        return TaskData(self.name, self.X, self.raw, self.meta_features, n_epochs=self.n_epochs, mf_raw=self.mf_raw,
+                        encoding=self.encoding)  # fmt: skip
 
 
 def regret_scale(task: TaskData) -> tuple[float, float]:
@@ -299,7 +301,7 @@ def from_frame(
             y=sign * rows["objective"].to_numpy(dtype=float), curves=curves,
             cost=rows["cost"].to_numpy(dtype=float) if "cost" in rows.columns else None, n_epochs=max(1, n_epochs),
             test=sign * rows["test_objective"].to_numpy(dtype=float) if "test_objective" in rows.columns else None,
-            metric=next((m for m in metrics if m), None), mf_raw=mf_raw.get(task),
+            metric=next((m for m in metrics if m), None), mf_raw=mf_raw.get(task), encoding=encoding,
         )  # fmt: skip
     everyone = MetaDataset(tasks, encoding, direction, None, mf_columns)
     if meta_features is not None:

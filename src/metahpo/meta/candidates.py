@@ -60,7 +60,8 @@ class CandidateGrid:
     def pool(self, name: str, meta_features: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None) -> TaskData:
         """The candidates as a task's pool (encoded like every task of the meta-dataset)."""
         raw = self.frame()
-        return TaskData(name=name, X=self.encoding.encode(raw), raw=raw, meta_features=meta_features, y=y)
+        return TaskData(name=name, X=self.encoding.encode(raw), raw=raw, meta_features=meta_features, y=y,
+                        encoding=self.encoding)  # fmt: skip
 
     def rows_in(self, task: TaskData) -> np.ndarray:
         """Per candidate, the first row of ``task`` with that configuration; -1 where the task has none."""
