@@ -195,8 +195,16 @@ def pool_regret(task: TaskData) -> np.ndarray:
 
 
 def normalised_scores(task: TaskData) -> np.ndarray:
-    """1 - pool regret: the task's best row 1, its worst (and failed rows) 0; what surrogates learn."""
-    return 1.0 - pool_regret(task)
+    """1 - pool regret: the task's best row 1, its worst (and failed rows) 0; what surrogates learn.
+
+    Computed as (y - worst) / (best - worst) on ``regret_scale``, which is 1 - regret in exact
+    arithmetic; the direct form keeps the last bit of the labels (a forest's tie-breaks see it).
+    """
+    best, worst = regret_scale(task)
+    finite = np.isfinite(task.y)
+    if best == worst:
+        return np.where(finite, 1.0, 0.0)
+    return np.where(finite, (task.y - worst) / (best - worst), 0.0)
 
 
 @dataclass
