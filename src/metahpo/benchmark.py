@@ -42,7 +42,7 @@ def run_benchmark(
     regrets: list[pd.DataFrame] = []
     families: dict[str, dict[str, Any]] = {}
     with atomic_dir(out_dir / EXPORT) as export_dir:
-        # in task order, from params.tasks alone: the stage does not depend on params.families
+        # in task order, from params.tasks; params.families gives only the encoding's declared log flags
         for family in dict.fromkeys(spec.family for spec in params.tasks.values()):
             tasks = params.tasks_of_family(family)
             if len(tasks) < 2:
