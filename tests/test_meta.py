@@ -16,6 +16,10 @@ from sklearn.preprocessing import FunctionTransformer
 from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.io import read_json, write_json
+from metahpo.hpo import surrogate
+from metahpo.hpo.metadataset import normalised_scores, pool_regret
+from metahpo.search_space import grid_configs
+from metahpo.hpo.sweeps import family_metadataset
 from metahpo.meta import (
     CandidateGrid,
     FamilyMetaModel,
@@ -23,11 +27,11 @@ from metahpo.meta import (
     greedy_portfolio,
     interleave_rankings,
     load_meta_model,
-    load_task_sweep,
     recommend,
 )
-from metahpo.meta.loto import LOTO_COLUMNS
-from metahpo.meta.persist import load_surrogate, save_meta_models
+from metahpo.meta.loto import LOTO_COLUMNS, loto_rows
+from metahpo.meta.persist import FORMAT_VERSION, load_surrogate, save_meta_models
+from metahpo.meta.rankers import default_ranking, surrogate_regressor
 
 LRS = [0.001, 0.01, 0.1]
 HIDDEN = [16, 32]
@@ -124,34 +128,61 @@ def fitted(tmp_path_factory):
     }  # fmt: skip
 
 
+def family_data(params, tasks, sweep_dir, meta_dir):
+    """fit_meta's view of a family: its grid rows as a meta-dataset, and its candidate grid."""
+    data = family_metadataset(params, list(tasks), sweep_dir, meta_dir, search="grid", require_metafeatures=True)
+    spec = params.families["mlp"]
+    return data, CandidateGrid.build("mlp", grid_configs(spec.space), spec.default, data.encoding)
+
+
 def test_normalised_regret_hand_worked(tmp_path):
     # seed order: (0.001,16) (0.001,32) (0.01,16) (0.01,32) (0.1,16) (0.1,32); None = diverged
     scores = [0.5, 0.9, 0.7, None, 0.6, 0.8]
     write_task(tmp_path / "sweep", tmp_path / "mf", "t0", "mlp", 0.0, scores=scores)
-    params = make_params({"t0": "mlp"})
-    sweep = load_task_sweep(params, "t0", CandidateGrid.from_params(params, "mlp"), tmp_path / "sweep", tmp_path / "mf")
-    np.testing.assert_allclose(sweep.normalised, [0.0, 1.0, 0.5, 0.0, 0.25, 0.75])
-    assert sweep.best_index == 1 and sweep.grid_runs == 6
-    assert sweep.grid_seconds == pytest.approx(3 * 2.0 + 3 * 3.0)
-    assert sweep.regret([0]) == pytest.approx(1.0)  # (0.9 - 0.5) / (0.9 - 0.5)
-    assert sweep.regret([2]) == pytest.approx(0.5)  # (0.9 - 0.7) / 0.4
-    assert sweep.regret([3]) == pytest.approx(1.0)  # a diverged config is the task's worst
-    assert sweep.regret([3, 4, 5]) == pytest.approx(0.25)  # best of top-3 is 0.8
-    assert sweep.regret([1]) == 0.0
+    data, grid = family_data(make_params({"t0": "mlp"}), ["t0"], tmp_path / "sweep", tmp_path / "mf")
+    task = data.tasks["t0"]
+    assert len(task) == 6  # the grid rows only: the random row is not a candidate
+    np.testing.assert_allclose(normalised_scores(task), [0.0, 1.0, 0.5, 0.0, 0.25, 0.75])
+    np.testing.assert_allclose(pool_regret(task), [1.0, 0.0, 0.5, 1.0, 0.75, 0.25])  # diverged: the worst
+
+    def row(indices, k):
+        ranking = default_ranking(grid)
+        ranking.indices = indices
+        (only,) = loto_rows(task, grid, "x", ranking, [k], "")
+        return only
+
+    assert row([3, 4, 5], 3)["regret"] == pytest.approx(0.25)  # best of top-3 is 0.8: (0.9 - 0.8) / 0.4
+    assert row([2], 1)["regret"] == pytest.approx(0.5)  # (0.9 - 0.7) / 0.4
+    first = row([1], 1)
+    assert first["regret"] == 0.0 and first["grid_runs"] == 6
+    assert first["grid_seconds"] == pytest.approx(3 * 2.0 + 3 * 3.0)
+    assert first["grid_best_val_metric"] == pytest.approx(0.9)
 
 
-def test_regret_is_zero_when_every_config_scores_the_same(tmp_path):
+def test_a_candidate_the_task_never_ran_counts_as_its_worst(tmp_path):
+    write_task(tmp_path / "sweep", tmp_path / "mf", "t0", "mlp", 0.0, scores=[0.5, 0.9, 0.7, 0.4, 0.6, 0.8])
+    path = tmp_path / "sweep" / "t0.parquet"
+    table = pd.read_parquet(path)
+    table.drop(index=1).to_parquet(path, index=False)  # (0.001, 32), the best, was never run
+    data, grid = family_data(make_params({"t0": "mlp"}), ["t0"], tmp_path / "sweep", tmp_path / "mf")
+    np.testing.assert_array_equal(grid.rows_in(data.tasks["t0"]), [0, -1, 1, 2, 3, 4])
+    ranking = default_ranking(grid)
+    ranking.indices = [1, 5]
+    (row,) = loto_rows(data.tasks["t0"], grid, "x", ranking, [1], "")
+    assert row["regret"] == 1.0 and math.isnan(row["val_metric"]) and row["seconds"] == 0.0
+    (row,) = loto_rows(data.tasks["t0"], grid, "x", ranking, [2], "")
+    assert row["regret"] == 0.0 and row["seconds"] == pytest.approx(3.0)  # 0.8, now the best; 1 + 32/16 s
+
+
+def test_equal_scores_have_zero_regret_and_a_failed_run_stays_the_worst(tmp_path):
     write_task(tmp_path / "sweep", tmp_path / "mf", "t0", "mlp", 0.0, scores=[0.7] * 5 + [None])
-    params = make_params({"t0": "mlp"})
-    sweep = load_task_sweep(params, "t0", CandidateGrid.from_params(params, "mlp"), tmp_path / "sweep", tmp_path / "mf")
-    assert sweep.regret([5]) == 0.0 and sweep.regret([0]) == 0.0
+    data, _ = family_data(make_params({"t0": "mlp"}), ["t0"], tmp_path / "sweep", tmp_path / "mf")
+    # the replay engine's rule: a failed run is never the best, whatever the spread of the others
+    np.testing.assert_array_equal(pool_regret(data.tasks["t0"]), [0, 0, 0, 0, 0, 1])
 
 
-def test_task_sweep_reads_the_tables_primary_metric(tmp_path):
-    """A QA-like table scores f1: TaskSweep and the LOTO rows carry its name and its test_metric."""
-    from metahpo.meta.loto import loto_rows
-    from metahpo.meta.methods import default_ranking
-
+def test_the_meta_dataset_reads_the_tables_primary_metric(tmp_path):
+    """A QA-like table scores f1: the task data and the LOTO rows carry its name and its test_metric."""
     scores = [0.5, 0.9, 0.7, None, 0.6, 0.8]
     write_task(tmp_path / "sweep", tmp_path / "mf", "t0", "mlp", 0.0, scores=scores)
     path = tmp_path / "sweep" / "t0.parquet"
@@ -169,18 +200,20 @@ def test_task_sweep_reads_the_tables_primary_metric(tmp_path):
     )
     table.to_parquet(path, index=False)
     params = make_params({"t0": "mlp"})
-    grid = CandidateGrid.from_params(params, "mlp")
-    sweep = load_task_sweep(params, "t0", grid, tmp_path / "sweep", tmp_path / "mf")
-    assert sweep.metric == "f1"
-    np.testing.assert_allclose(sweep.test_metric, [0.45, 0.85, 0.65, np.nan, 0.55, 0.75])
+    data, grid = family_data(params, ["t0"], tmp_path / "sweep", tmp_path / "mf")
+    task = data.tasks["t0"]
+    assert task.metric == "f1"
+    np.testing.assert_allclose(task.test, [0.45, 0.85, 0.65, np.nan, 0.55, 0.75])
 
-    (row,) = loto_rows(sweep, grid, "default", default_ranking(grid), [1], "")
+    (row,) = loto_rows(task, grid, "default", default_ranking(grid), [1], "")
     assert row["metric"] == "f1" and set(row) == set(LOTO_COLUMNS)
     assert row["test_metric"] == pytest.approx(0.45)  # the default config is grid point 0
     assert (row["grid_best_val_metric"], row["grid_best_test_metric"]) == pytest.approx((0.9, 0.85))
 
     table.drop(columns="metric").to_parquet(path, index=False)  # written before task types
-    assert load_task_sweep(params, "t0", grid, tmp_path / "sweep", tmp_path / "mf").metric == "accuracy"
+    data, grid = family_data(params, ["t0"], tmp_path / "sweep", tmp_path / "mf")
+    (row,) = loto_rows(data.tasks["t0"], grid, "default", default_ranking(grid), [1], "")
+    assert data.tasks["t0"].metric is None and row["metric"] == "accuracy"
 
 
 def test_greedy_portfolio_hand_worked():
@@ -202,11 +235,14 @@ def test_interleave_rankings_dedupes_in_distance_order():
     assert interleave_rankings([[1, 2, 3], [1, 4, 2], [5]]) == [1, 5, 2, 4, 3]
 
 
-def test_candidate_grid_is_seed_order_with_log_encoding():
-    grid = CandidateGrid.from_params(make_params({"t0": "mlp"}), "mlp")
+def test_candidate_grid_is_seed_order_in_the_meta_datasets_encoding(tmp_path):
+    write_task(tmp_path / "sweep", tmp_path / "mf", "t0", "mlp", 0.0)
+    data, grid = family_data(make_params({"t0": "mlp"}), ["t0"], tmp_path / "sweep", tmp_path / "mf")
     assert grid.configs[:3] == ({"lr": 0.001, "hidden": 16}, {"lr": 0.001, "hidden": 32}, {"lr": 0.01, "hidden": 16})
-    np.testing.assert_allclose(grid.encode()[:, 0], [-3, -3, -2, -2, -1, -1])
-    np.testing.assert_allclose(grid.encode()[:, 1], [16, 32] * 3)
+    pool = grid.pool("new")
+    np.testing.assert_allclose(pool.X[:, 0], [0, 0, 0.5, 0.5, 1, 1])  # lr: declared loguniform -> log10
+    np.testing.assert_allclose(pool.X[:, 1], [0, 1] * 3)  # hidden: a choice, 2x -> linear
+    np.testing.assert_array_equal(pool.X, data.tasks["t0"].X)  # the grid rows: the same encoding
     assert grid.default_index == 0
 
 
@@ -218,7 +254,10 @@ def test_fit_meta_writes_the_contract(fitted):
     assert set(loto["method"]) == {"surrogate", "nearest", "portfolio", "default"}
     assert (out_dir / "model/mlp.skops").is_file() and (out_dir / "model/cnn.skops").is_file()
     meta_model = read_json(out_dir / "model/meta_model.json")
-    assert meta_model["families"]["mlp"]["scaler"]["names"] == ["noise", "x"]  # all-null column dropped
+    assert meta_model["format"] == FORMAT_VERSION == 2
+    # the meta-features table's order (the JSON's: write_json sorts keys); token_length, null for every task, is dropped
+    assert meta_model["families"]["mlp"]["scaler"]["names"] == ["noise", "x"]
+    assert meta_model["families"]["mlp"]["grid"]["encoding"]["log"] == [True, False]  # hp.lr, hp.hidden
     assert summary["families"]["mlp"] == list(TASK_X)
 
     row = loto[(loto.task == "t4") & (loto.method == "surrogate") & (loto.k == 3)].iloc[0]
@@ -236,7 +275,7 @@ def test_fit_meta_writes_the_contract(fitted):
     assert (loto["metric"] == "accuracy").all()
     assert set(recommendations) == set(params.tasks)
     assert recommendations["t0"]["method"] == "surrogate"
-    assert recommendations["t0"]["config"] in [dict(c) for c in CandidateGrid.from_params(params, "mlp").configs]
+    assert recommendations["t0"]["config"] in grid_configs(params.families["mlp"].space)
     assert isinstance(recommendations["t0"]["predicted_score"], float)
 
 
@@ -301,9 +340,8 @@ def test_fit_meta_is_deterministic(fitted, tmp_path):
 def test_gradient_boosting_surrogate(fitted, tmp_path):
     params = fitted["params"]
     params = params.model_copy(update={"meta": params.meta.model_copy(update={"surrogate": "gradient_boosting"})})
-    grid = CandidateGrid.from_params(params, "mlp")
-    sweeps = [load_task_sweep(params, t, grid, fitted["sweep_dir"], fitted["meta_dir"]) for t in TASK_X]
-    save_meta_models({"mlp": FamilyMetaModel.fit(grid, sweeps, params.meta, params.seed)}, tmp_path, params.seed)
+    data, grid = family_data(params, TASK_X, fitted["sweep_dir"], fitted["meta_dir"])
+    save_meta_models({"mlp": FamilyMetaModel.fit(grid, data, params.meta, params.seed)}, tmp_path, params.seed)
     model = load_meta_model(tmp_path, "mlp")  # GradientBoostingRegressor's types are on the allow-list too
     assert type(model.surrogate).__name__ == "GradientBoostingRegressor"
     assert recommend(model, {"x": 1.0, "noise": 0.8}, 1)[0][0]["lr"] == 0.1
@@ -311,9 +349,8 @@ def test_gradient_boosting_surrogate(fitted, tmp_path):
 
 def test_skops_round_trip_predicts_identically(fitted, tmp_path):
     params, sweep_dir, meta_dir = fitted["params"], fitted["sweep_dir"], fitted["meta_dir"]
-    grid = CandidateGrid.from_params(params, "mlp")
-    sweeps = [load_task_sweep(params, t, grid, sweep_dir, meta_dir) for t in TASK_X]
-    fitted = FamilyMetaModel.fit(grid, sweeps, params.meta, params.seed)
+    data, grid = family_data(params, TASK_X, sweep_dir, meta_dir)
+    fitted = FamilyMetaModel.fit(grid, data, params.meta, params.seed)
     save_meta_models({"mlp": fitted}, tmp_path / "model", params.seed)
     loaded = load_meta_model(tmp_path / "model", "mlp")
 
@@ -350,3 +387,53 @@ def test_missing_sweep_table_is_a_clear_error(synthetic, tmp_path):
     with pytest.raises(MetahpoError, match="t3.parquet not found"):
         fit_meta(params, sweep_dir, meta_dir, tmp_path / "meta")
     assert not (tmp_path / "meta" / "loto.parquet").exists()
+
+
+def test_loto_folds_standardise_meta_features_on_the_training_tasks_only(fitted):
+    params = fitted["params"]
+    data, grid = family_data(params, TASK_X, fitted["sweep_dir"], fitted["meta_dir"])
+    training = data.without("t4")
+    others = [x for t, x in TASK_X.items() if t != "t4"]
+    column = training.scaler.names.index("x")
+    assert training.scaler.means[column] == pytest.approx(np.mean(others))
+    assert training.scaler.scales[column] == pytest.approx(np.std(others))
+    model = FamilyMetaModel.fit(grid, training, params.meta, params.seed)
+    assert model.task_names == [t for t in TASK_X if t != "t4"]
+    target = model.target(data.tasks["t4"].mf_raw)
+    assert target.meta_features[column] == pytest.approx((1.0 - np.mean(others)) / np.std(others))
+
+
+def test_the_surrogate_ranker_is_the_shared_surrogate_on_the_fold(fitted):
+    """fit_meta's surrogate is hpo.surrogate's fit on the fold's prior TaskData (zero_shot's function)."""
+    params = fitted["params"]
+    data, grid = family_data(params, TASK_X, fitted["sweep_dir"], fitted["meta_dir"])
+    training = data.without("t0")
+    model = FamilyMetaModel.fit(grid, training, params.meta, params.seed)
+    ranking = model.rank("surrogate", data.tasks["t0"].mf_raw)
+    direct = surrogate.fit_surrogate(
+        list(training.tasks.values()), surrogate_regressor(params.meta, params.seed), True, params.seed
+    )
+    expected = surrogate.predict(direct, model.target(data.tasks["t0"].mf_raw), True)
+    np.testing.assert_allclose(ranking.scores, np.sort(expected)[::-1])
+    assert grid.configs[ranking.indices[0]]["lr"] == 0.001  # x = -1 wants lr = 0.001
+
+
+def test_a_meta_model_of_another_format_is_refused(fitted, tmp_path):
+    model_dir = tmp_path / "model"
+    for source in (fitted["out_dir"] / "model").iterdir():
+        (model_dir / source.name).parent.mkdir(exist_ok=True)
+        (model_dir / source.name).write_bytes(source.read_bytes())
+    index = read_json(model_dir / "meta_model.json")
+    write_json(model_dir / "meta_model.json", {**index, "format": 1})
+    with pytest.raises(MetahpoError, match="has format 1, expected 2; rerun fit_meta"):
+        load_meta_model(model_dir, "mlp")
+
+
+def test_a_task_whose_every_grid_run_failed_has_no_regret_but_does_not_stop_fit_meta(synthetic, tmp_path):
+    params, sweep_dir, meta_dir = synthetic
+    write_task(sweep_dir, meta_dir, "t3", "mlp", TASK_X["t3"], scores=[None] * 6)
+    _, loto, recommendations = run_fit(params, sweep_dir, meta_dir, tmp_path / "meta")
+    failed = loto[loto.task == "t3"]
+    assert failed["regret"].isna().all() and failed["note"].str.contains("every grid run of t3 failed").all()
+    others = loto[(loto.family == "mlp") & (loto.task != "t3")]
+    assert others["regret"].notna().all() and set(recommendations) == set(params.tasks)

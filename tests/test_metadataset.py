@@ -119,3 +119,70 @@ def test_synthetic_meta_dataset_has_the_documented_schema_and_structure():
     # seeded: the same call gives the same table
     again, _ = make_synthetic(n_tasks=3, n_configs=100, seed=1, n_epochs=4, failure_rate=0.1)
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_declared_log_flags_win_and_the_span_rule_decides_the_rest():
+    table = small_table().assign(**{"hp.lr": [0.001, 0.003, 0.01] * 2, "hp.width": [8, 64, 1024] * 2})
+    assert metadataset.from_frame(table).log_scale == {"hp.lr": False, "hp.width": True}  # 10x, 128x
+    declared = metadataset.from_frame(table, log_scale={"hp.lr": True, "hp.width": False})
+    assert declared.log_scale == {"hp.lr": True, "hp.width": False}
+    np.testing.assert_allclose(declared.tasks["a"].X[:, 0], (np.log10([0.001, 0.003, 0.01]) + 3))
+    np.testing.assert_allclose(declared.tasks["a"].X[:, 1], [0, 56 / 1016, 1])
+    with pytest.raises(MetahpoError, match=r"hp\.lr is declared log-scaled but has values <= 0"):
+        metadataset.from_frame(table.assign(**{"hp.lr": [0.0, 0.1, 0.2] * 2}), log_scale={"hp.lr": True})
+    with pytest.raises(MetahpoError, match=r"log_scale names columns the table does not have: \['hp\.depth'\]"):
+        metadataset.from_frame(table, log_scale={"hp.depth": True})
+
+
+def test_encoding_round_trips_through_json_and_encodes_new_configurations():
+    data = metadataset.from_frame(small_table())
+    again = metadataset.Encoding.from_json(data.encoding.to_json())
+    assert again == data.encoding
+    new = pd.DataFrame({"hp.lr": [0.1], "hp.width": [48]})
+    np.testing.assert_allclose(again.encode(new), [[2 / 3, 2 / 3]])  # log10 -1 of -3..0; 48 of 16..64
+
+
+def test_scaler_imputes_medians_standardises_and_drops_what_carries_nothing():
+    rows = [
+        {"size": 1.0, "same": 0.1, "none": None, "gappy": 2.0},
+        {"size": 2.0, "same": 0.1, "none": None, "gappy": None},
+        {"size": 6.0, "same": 0.1, "none": None, "gappy": 4.0},
+    ]
+    scaler = metadataset.MetaFeatureScaler.fit(rows)
+    assert scaler.names == ("size", "gappy")  # "same" is constant (0.1 three times), "none" all missing
+    np.testing.assert_allclose(scaler.medians, [2.0, 3.0])
+    np.testing.assert_allclose(scaler.means, [3.0, 3.0])  # gappy imputed to 2, 3, 4
+    vector = scaler.transform({"size": 3.0, "gappy": None, "unknown": 9.0})
+    np.testing.assert_allclose(vector, [0.0, 0.0])  # a missing value is the training median
+    again = metadataset.MetaFeatureScaler.from_json(scaler.to_json())
+    np.testing.assert_array_equal(again.transform({"size": 6.0, "gappy": 4.0}), scaler.transform({"size": 6.0, "gappy": 4.0}))
+
+
+def test_a_fold_standardises_the_held_out_task_with_the_prior_tasks_scaler():
+    table = pd.concat([small_table(), small_table().replace({"a": "c"}).query("task == 'c'")], ignore_index=True)
+    mf = pd.DataFrame({"task": ["a", "b", "c"], "mf.size": [1.0, 3.0, 11.0], "mf.gap": [1.0, np.nan, 5.0]})
+    data = metadataset.from_frame(table, meta_features=mf)
+    assert data.meta_feature_names == ["size", "gap"]
+    target, prior = data.fold("c")
+    assert [t.name for t in prior] == ["a", "b"] and target.y is None and target.test is None
+    # the scaler of a and b alone: size mean 2, std 1; gap: b imputed to a's 1 -> constant, dropped
+    assert data.without("c").meta_feature_names == ["size"]
+    np.testing.assert_allclose(target.meta_features, [9.0])
+    np.testing.assert_allclose([p.meta_features[0] for p in prior], [-1.0, 1.0])
+    assert prior[0].X is data.tasks["a"].X and prior[0].y is data.tasks["a"].y  # views share the arrays
+    assert data.fold("c")[1][0] is prior[0]  # and a fold is built once
+
+
+def test_from_sweeps_keeps_test_scores_and_can_take_the_grid_rows_alone():
+    sweep = pd.DataFrame(
+        {
+            "task": ["t"] * 3, "search": ["grid", "grid", "random"], "hp.lr": [0.001, 0.1, 0.01],
+            "state": ["ok", "diverged", "ok"], "val_metric": [0.8, 0.1, 0.9], "test_metric": [0.7, 0.05, 0.85],
+            "metric": ["f1"] * 3, "curve_val_metric": [[0.8], [0.1], [0.9]], "seconds": [2.0, 0.5, 3.0],
+        }
+    )  # fmt: skip
+    table, _ = metadataset.from_sweeps([sweep], search="grid")
+    assert len(table) == 2 and table["test_objective"].tolist()[0] == 0.7
+    assert math.isnan(table["objective"][1]) and math.isnan(table["test_objective"][1])  # not ok: no scores
+    task = metadataset.from_frame(table).tasks["t"]
+    assert task.metric == "f1" and task.test[0] == 0.7

@@ -197,3 +197,20 @@ def test_every_strategy_here_is_registered_with_its_kind():
     assert all(name in STRATEGIES for name in MINE)
     assert [n for n in MINE if STRATEGIES.get(n).uses_prior] == ["zero_shot", "sh_warm", "asha_warm"]
     assert [n for n in MINE if STRATEGIES.get(n).multi_fidelity] == ["sh", "asha", "sh_warm", "asha_warm"]
+
+
+def test_replay_shows_a_strategy_the_held_out_task_standardised_on_the_prior_alone():
+    mf = pd.DataFrame({"task": ["t0", "t1", "t2"], "mf.size": [1.0, 3.0, 11.0]})
+    data = from_frame(sweep_table([-3.0, -3.5, -2.5], curves=False), meta_features=mf)
+    seen = {}
+
+    class Spy(Grid):
+        def __init__(self, target, prior, seed, budget) -> None:
+            super().__init__(target, prior, seed, budget)
+            seen["target"], seen["prior"] = target, prior
+
+    run = replay(Spy, data, "t2", seed=0, trials=3)
+    assert seen["target"].y is None and [p.name for p in seen["prior"]] == ["t0", "t1"]
+    np.testing.assert_allclose(seen["target"].meta_features, [9.0])  # (11 - 2) / 1: t0 and t1's mean and std
+    np.testing.assert_allclose([p.meta_features[0] for p in seen["prior"]], [-1.0, 1.0])
+    assert run["index"].tolist() == [0, 1, 2]

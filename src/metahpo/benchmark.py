@@ -21,7 +21,7 @@ from metahpo.config import Params
 from metahpo.hpo.metadataset import MF_PREFIX, from_frame
 from metahpo.hpo.metrics import objective_resolution, summarize
 from metahpo.hpo.replay import benchmark
-from metahpo.hpo.sweeps import family_frames
+from metahpo.hpo.sweeps import family_frames, family_log_scale
 from metahpo.io import atomic_dir, write_json, write_parquet
 
 REGRET_COLUMNS = ("family", "strategy", "task", "seed", "trial", "regret", "cost", "index", "epochs")
@@ -42,7 +42,7 @@ def run_benchmark(
     regrets: list[pd.DataFrame] = []
     families: dict[str, dict[str, Any]] = {}
     with atomic_dir(out_dir / EXPORT) as export_dir:
-        # in task order, from params.tasks alone: the stage does not depend on params.families
+        # in task order, from params.tasks; params.families gives only the encoding's declared log flags
         for family in dict.fromkeys(spec.family for spec in params.tasks.values()):
             tasks = params.tasks_of_family(family)
             if len(tasks) < 2:
@@ -55,7 +55,7 @@ def run_benchmark(
             write_parquet(export_dir / f"metadataset-{family}.parquet", table)
             if mf_table is not None:
                 write_parquet(export_dir / f"metafeatures-{family}.parquet", mf_table)
-            data = from_frame(table, "max", mf_table)
+            data = from_frame(table, "max", mf_table, family_log_scale(params, tasks))
             if progress:
                 print(f"benchmark {family}: {len(tasks)} tasks, {len(strategies)} strategies, {len(seeds)} seeds")
             regret = benchmark(data, strategies, params.benchmark.trials, seeds, progress=progress)

@@ -168,7 +168,8 @@ STAGES: tuple[Stage, ...] = (
         over=None,
         help="replay every HPO strategy leave-one-task-out on the sweeps -> results/benchmark/",
         deps=(Each("results/sweep/{key}.parquet", "tasks"), Each("results/metafeatures/{key}.json", "datasets")),
-        params=("tasks", "benchmark"),  # tasks: which sweeps form a family's meta-dataset
+        # tasks: which sweeps form a family's meta-dataset; families: the declared log flags of its encoding
+        params=("tasks", "families", "benchmark"),
         # the exports sit in a folder of their own: their names depend on params.families
         outs=("results/benchmark/regret.parquet", "results/benchmark/summary.json", "results/benchmark/export"),
     ),

@@ -1,6 +1,12 @@
-"""A family's search space as trials: its grid in seed order, seeded random draws, stable seeds.
+"""A family's search space (params ``families.<entry>.space``): its grid, random draws, log flags, seeds.
 
-``space`` is a ``families.<entry>.space`` mapping: hyperparameter -> ``{values, sample}``.
+- ``grid_configs``: the seed grid, the one enumeration the sweep, fit_meta and tune share;
+- ``random_configs`` / ``planned_trials``: the sweep's seeded random draws and its trials in order;
+- ``declared_log_scale``: the log flags the space declares (``sample: loguniform`` -> log10,
+  ``uniform`` -> linear); a ``choice`` hyperparameter declares nothing about its scale, so the
+  meta-dataset's span rule decides it (docs/META_DATASET.md, "Encoding").
+
+``space`` maps a name to anything with ``values`` and ``sample`` (``metahpo.config.HyperparameterSpace``).
 """
 
 from __future__ import annotations
@@ -59,3 +65,9 @@ def planned_trials(task: str, space: Space, grid: bool, random_trials: int, seed
             {"trial_id": trial_id, "search": search, "seed": stable_seed(seed, task, trial_id), "config": config}
         )
     return trials
+
+
+def declared_log_scale(space: Space) -> dict[str, bool]:
+    """name -> True (loguniform) / False (uniform); choice hyperparameters are left out."""
+    declared = {"loguniform": True, "uniform": False}
+    return {name: declared[spec.sample] for name, spec in space.items() if spec.sample in declared}

@@ -3,7 +3,7 @@
 The strategy asks from the task's pool: the family's grid configurations in seed order. Its prior
 is the other tasks of the same ``families`` entry, from their sweep tables. Prior rows and the
 target's grid rows go through one ``metadataset.from_frame`` so both share one encoding; then the
-target's objective is hidden. Each asked configuration is trained for real (``train_model``; the
+target is held out (``MetaDataset.fold``): objective hidden, meta-features standardised on the prior. Each asked configuration is trained for real (``train_model``; the
 data is prepared once for the task) and the strategy is told its val_metric (NaN unless ok).
 
 Every finished trial is appended to ``<task>.partial.jsonl``; a rerun replays the strategy and reuses
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from metahpo.config import Params
 from metahpo.hpo.base import STRATEGIES, Query, Strategy
 from metahpo.hpo.metadataset import HP_PREFIX, TaskData, from_frame, from_sweeps
-from metahpo.hpo.sweeps import read_sweep, task_metafeatures
+from metahpo.hpo.sweeps import family_log_scale, read_sweep, task_metafeatures
 from metahpo.io import write_parquet
 from metahpo.search_space import grid_configs, stable_seed
 from metahpo.trial_log import append_partial, partial_path, read_partial
@@ -50,7 +50,12 @@ WITHOUT_PRIOR = {
 def target_pool(
     params: Params, task: str, sweep_dir: str | Path, metafeatures_dir: str | Path
 ) -> tuple[TaskData, list[TaskData], list[dict[str, Any]]]:
-    """(the task's hidden pool, the prior tasks, the pool's configurations in row order)."""
+    """(the task's hidden pool, the prior tasks, the pool's configurations in row order).
+
+    The prior sweeps and the target's grid rows form one meta-dataset (one encoding, the family's
+    declared log flags); its ``fold`` standardises the target's meta-features with the prior tasks'
+    scaler, as fit_meta and the benchmark do for a held-out task.
+    """
     family = params.tasks[task].family
     configs = grid_configs(params.families[family].space)
     others = [t for t in params.tasks_of_family(family) if t != task]
@@ -60,16 +65,17 @@ def target_pool(
     rows["curve"] = [[] for _ in configs]
     table, mf_table = rows, None
     if others:
-        # the target's meta-features ride along so it is standardised with the prior tasks
+        # the target's meta-features ride along: the fold standardises them with the prior's scaler
+        datasets = {t: params.task_dataset(t) for t in [*others, task]}
         prior_table, mf_table = from_sweeps(
-            [read_sweep(sweep_dir, t) for t in others], task_metafeatures(params, [*others, task], metafeatures_dir)
+            [read_sweep(sweep_dir, t) for t in others], task_metafeatures(datasets, metafeatures_dir)
         )
         table = pd.concat([prior_table, rows], ignore_index=True)
-    data = from_frame(table, "max", mf_table)
-    target = data.tasks[task].hidden()
+    data = from_frame(table, "max", mf_table, family_log_scale(params, [task]))
+    target, prior = data.fold(task)
     # the target's full fidelity is its own training budget, not the prior's curve lengths
     target.n_epochs = max(_full_epochs(params, c) for c in configs)
-    return target, [data.tasks[t] for t in others], configs
+    return target, prior, configs
 
 
 def _full_epochs(params: Params, config: dict[str, Any]) -> int:

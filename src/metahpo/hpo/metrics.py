@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metahpo.hpo.metadataset import MetaDataset
-from metahpo.hpo.replay import pool_regret, regret_scale
+from metahpo.hpo.metadataset import MetaDataset, pool_regret, regret_scale
 
 RUN = ["strategy", "task", "seed"]
 CHECKPOINTS = (1, 5, 10, 25, 50)

@@ -5,7 +5,10 @@ curve's value at the asked epoch for a partial evaluation) and costs the recorde
 fraction of them for a partial one). Normalised regret of the best-so-far, per trial:
     (best in table - best found) / (best in table - worst in table)
 where "found" counts full evaluations only and is the worst (regret 1) before the first one.
-Failed rows (NaN objective) are never the best: they count as the task's worst.
+Failed rows (NaN objective) are never the best: they count as the task's worst. (The regret
+functions live in ``metahpo.hpo.metadataset``: ``regret``, the one definition fit_meta uses too.) The strategy
+sees the held-out task through ``MetaDataset.fold``: configurations only, meta-features
+standardised with the prior tasks' scaler, as a new task's would be.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 
 from metahpo.errors import MetahpoError
 from metahpo.hpo.base import STRATEGIES, Query, Strategy
-from metahpo.hpo.metadataset import MetaDataset, TaskData
+from metahpo.hpo.metadataset import MetaDataset, TaskData, pool_regret, regret, regret_scale  # noqa: F401  (re-exported)
 
 
 def answer(task: TaskData, query: Query) -> tuple[float, float, bool]:
@@ -33,31 +36,15 @@ def answer(task: TaskData, query: Query) -> tuple[float, float, bool]:
     return float(curve[epochs - 1]), full_cost * epochs / len(curve), False
 
 
-def regret_scale(task: TaskData) -> tuple[float, float]:
-    finite = task.y[np.isfinite(task.y)]
-    if len(finite) == 0:
-        raise MetahpoError(f"task {task.name!r} has no finite objective: nothing to compare against")
-    return float(finite.max()), float(finite.min())
-
-
-def pool_regret(task: TaskData) -> np.ndarray:
-    """Normalised regret of every row of a task's pool, as if it were the best found (failed rows: 1)."""
-    best, worst = regret_scale(task)
-    if best == worst:
-        return np.where(np.isfinite(task.y), 0.0, 1.0)
-    return np.where(np.isfinite(task.y), (best - task.y) / (best - worst), 1.0)
-
-
 def replay(
     strategy: type[Strategy], data: MetaDataset, task: str, seed: int, trials: int
 ) -> pd.DataFrame:
     """Run one strategy on one held-out task; one row per trial."""
     target = data.tasks[task]
-    prior = [t for name, t in data.tasks.items() if name != task]
-    best, worst = regret_scale(target)
-    span = best - worst
+    hidden, prior = data.fold(task)  # meta-features standardised on the prior tasks alone
+    regret_scale(target)  # fails early on a task with nothing to compare against
     trials = min(trials, len(target) * (target.n_epochs if strategy.multi_fidelity else 1))
-    runner = strategy(target.hidden(), prior, seed, trials)
+    runner = strategy(hidden, prior, seed, trials)
     found, cost, rows, asked_full = -math.inf, 0.0, [], set()
     for trial in range(1, trials + 1):
         query = runner.ask()
@@ -70,8 +57,8 @@ def replay(
             asked_full.add(query.index)
             if math.isfinite(value):
                 found = max(found, value)
-        regret = 1.0 if not math.isfinite(found) else (0.0 if span == 0 else (best - found) / span)
-        rows.append((strategy.name, task, seed, trial, regret, cost, query.index, query.epochs or target.n_epochs))
+        epochs = query.epochs or target.n_epochs
+        rows.append((strategy.name, task, seed, trial, regret(target, found), cost, query.index, epochs))
         if len(asked_full) == len(target):
             break  # the whole pool is evaluated
     return pd.DataFrame(rows, columns=["strategy", "task", "seed", "trial", "regret", "cost", "index", "epochs"])

@@ -1,20 +1,22 @@
 """The pipeline's sweep tables as meta-datasets, one ``families`` entry at a time.
 
-The benchmark stage replays strategies on them; the tune stage takes its prior tasks from them.
-Meta-features come from each task's dataset (results/metafeatures/<dataset>.json); the table is
-exported with ``metadataset.from_sweeps`` (docs/META_DATASET.md).
+fit_meta, the benchmark stage and the tune stage all read recorded sweeps through here, into the one
+representation of ``metahpo.hpo.metadataset`` (exported with ``metadataset.from_sweeps``,
+docs/META_DATASET.md). Meta-features come from each task's dataset
+(results/metafeatures/<dataset>.json). Nothing here imports ``metahpo.config``: ``params`` is read
+by duck typing (``tasks``, ``families``, ``task_dataset``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import pandas as pd
 
-from metahpo.config import Params
 from metahpo.errors import MetahpoError
-from metahpo.hpo.metadataset import from_sweeps
+from metahpo.hpo.metadataset import HP_PREFIX, MetaDataset, from_frame, from_sweeps
+from metahpo.search_space import declared_log_scale
 from metahpo.io import read_json
 
 
@@ -25,20 +27,55 @@ def read_sweep(sweep_dir: str | Path, task: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def task_metafeatures(params: Params, tasks: list[str], metafeatures_dir: str | Path) -> Optional[dict[str, dict]]:
-    """task -> its dataset's meta-features; None when any of them is missing (strategies then go without)."""
+def task_metafeatures(
+    datasets: Mapping[str, str], metafeatures_dir: str | Path, required: bool = False
+) -> Optional[dict[str, dict]]:
+    """task -> its dataset's ``features`` (``datasets``: task -> dataset).
+
+    A missing file: an error naming it when ``required`` (fit_meta's rankers need them), else None for
+    all (the strategies then go without meta-features).
+    """
     features = {}
-    for task in tasks:
-        path = Path(metafeatures_dir) / f"{params.task_dataset(task)}.json"
+    for task, dataset in datasets.items():
+        path = Path(metafeatures_dir) / f"{dataset}.json"
         if not path.is_file():
+            if required:
+                raise MetahpoError(f"meta-features {path} not found; run the metafeatures stage for {dataset!r} first")
             return None
-        features[task] = read_json(path).get("features") or {}
+        document = read_json(path).get("features")
+        if required and not isinstance(document, dict):
+            raise MetahpoError(f"{path}: no 'features' mapping (see docs/ARCHITECTURE.md)")
+        features[task] = document or {}
     return features
 
 
 def family_frames(
-    params: Params, tasks: list[str], sweep_dir: str | Path, metafeatures_dir: str | Path
+    params: Any,
+    tasks: list[str],
+    sweep_dir: str | Path,
+    metafeatures_dir: str | Path,
+    search: Optional[str] = None,
+    require_metafeatures: bool = False,
 ) -> tuple[pd.DataFrame, Optional[pd.DataFrame]]:
     """(meta-dataset table, meta-features table or None) of these tasks' sweeps (one families entry)."""
     sweeps = [read_sweep(sweep_dir, task) for task in tasks]
-    return from_sweeps(sweeps, task_metafeatures(params, tasks, metafeatures_dir))
+    features = task_metafeatures({t: params.task_dataset(t) for t in tasks}, metafeatures_dir, require_metafeatures)
+    return from_sweeps(sweeps, features, search)
+
+
+def family_log_scale(params: Any, tasks: list[str]) -> dict[str, bool]:
+    """``hp.<name>`` -> the declared log flag, for the tasks' ``families`` entry (the tasks share one)."""
+    if not tasks:
+        return {}
+    declared = declared_log_scale(params.families[params.tasks[tasks[0]].family].space)
+    return {f"{HP_PREFIX}{name}": log for name, log in declared.items()}
+
+
+def family_metadataset(params: Any, tasks: list[str], sweep_dir: str | Path, metafeatures_dir: str | Path,
+                       **options: Any) -> MetaDataset:  # fmt: skip
+    """These tasks' sweeps as one meta-dataset, in the family's declared encoding (direction max).
+
+    ``options``: ``search`` and ``require_metafeatures`` of ``family_frames``.
+    """
+    table, mf_table = family_frames(params, tasks, sweep_dir, metafeatures_dir, **options)
+    return from_frame(table, "max", mf_table, family_log_scale(params, tasks))

@@ -1,4 +1,9 @@
-"""fit_meta: leave-one-task-out evaluation, per-task recommendations and the final meta-models."""
+"""fit_meta: leave-one-task-out evaluation, per-task recommendations and the final meta-models.
+
+Per family, the sweeps' grid rows are read once into the family's meta-dataset
+(``metahpo.hpo.sweeps.family_metadataset``); the rankers, the LOTO regrets and the final models all
+read that one representation.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,48 @@ from typing import Any
 
 import pandas as pd
 
-from metahpo.config import Params
+from metahpo.errors import MetahpoError
+from metahpo.search_space import grid_configs
+from metahpo.hpo.sweeps import family_metadataset
 from metahpo.io import atomic_dir, write_json, write_parquet
+from metahpo.meta.candidates import CandidateGrid
 from metahpo.meta.loto import LOTO_COLUMNS, leave_one_task_out
-from metahpo.meta.methods import FamilyMetaModel
 from metahpo.meta.persist import save_meta_models
-from metahpo.meta.tasks import CandidateGrid, TaskSweep, load_task_sweep
+from metahpo.meta.rankers import FamilyMetaModel
 
 
-def _families_in_task_order(params: Params) -> list[str]:
-    return list(dict.fromkeys(spec.family for spec in params.tasks.values()))
+def fit_meta(params: Any, sweep_dir: str | Path, metafeatures_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Write ``loto.parquet``, ``recommendations.json`` and ``model/`` under ``out_dir``; return a summary.
 
-
-def fit_meta(
-    params: Params, sweep_dir: str | Path, metafeatures_dir: str | Path, out_dir: str | Path
-) -> dict[str, Any]:
-    """Write ``loto.parquet``, ``recommendations.json`` and ``model/`` under ``out_dir``; return a summary."""
+    ``params``: the stage's ``metahpo.config.Params``.
+    """
     out_dir = Path(out_dir)
     rows: list[dict[str, Any]] = []
     recommendations: dict[str, dict[str, Any]] = {}
     final_models: dict[str, FamilyMetaModel] = {}
-    for family in _families_in_task_order(params):
-        grid = CandidateGrid.from_params(params, family)
-        sweeps: list[TaskSweep] = [
-            load_task_sweep(params, task, grid, sweep_dir, metafeatures_dir) for task in params.tasks_of_family(family)
-        ]
-        family_rows, family_recommendations = leave_one_task_out(params, grid, sweeps)
+    for family in dict.fromkeys(spec.family for spec in params.tasks.values()):
+        if family not in params.families:
+            raise MetahpoError(
+                f"family {family!r} has tasks but no entry under families; valid names: "
+                + ", ".join(sorted(params.families))
+            )
+        tasks = params.tasks_of_family(family)
+        data = family_metadataset(params, tasks, sweep_dir, metafeatures_dir, search="grid", require_metafeatures=True)
+        without_grid = [t for t in tasks if t not in data.tasks]
+        if without_grid:
+            raise MetahpoError(f"sweep tables of {without_grid} have no grid rows; fit_meta ranks the grid (sweep.grid)")
+        spec = params.families[family]
+        grid = CandidateGrid.build(family, grid_configs(spec.space), spec.default, data.encoding)
+        recorded = sorted(data.hyperparameters)
+        if recorded != sorted(f"hp.{hp}" for hp in grid.hp_names):
+            raise MetahpoError(
+                f"the {family} sweep tables have hyperparameters {recorded}; they do not match "
+                f"families.{family}.space ({', '.join(grid.hp_names)}) — rerun the sweep"
+            )
+        family_rows, family_recommendations = leave_one_task_out(grid, data, params.meta, params.seed)
         rows.extend(family_rows)
         recommendations.update(family_recommendations)
-        final_models[family] = FamilyMetaModel.fit(grid, sweeps, params.meta, params.seed)
+        final_models[family] = FamilyMetaModel.fit(grid, data, params.meta, params.seed)
 
     loto = pd.DataFrame(rows, columns=list(LOTO_COLUMNS))
     loto = loto.astype({"k": "int64", "runs": "int64", "grid_runs": "int64"})

@@ -1,4 +1,8 @@
-"""Leave-one-task-out: fit each family's meta-learners without a task, then score them on it."""
+"""Leave-one-task-out: fit each family's rankers without a task, then score them on it.
+
+The held-out task is a ``TaskData`` of the family's meta-dataset (its grid rows); a ranking's
+regret is ``metadataset.pool_regret``, the replay engine's, of the best of its top k.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +11,47 @@ from typing import Any, Optional
 
 import numpy as np
 
-from metahpo.config import Params
-from metahpo.meta.methods import METHODS, FamilyMetaModel, Ranking, default_ranking
-from metahpo.meta.tasks import CandidateGrid, TaskSweep, configs_json
+from metahpo.hpo.metadataset import MetaDataset, TaskData, pool_regret
+from metahpo.meta.candidates import CandidateGrid, configs_json
+from metahpo.meta.rankers import METHODS, FamilyMetaModel, Ranking, default_ranking
 
 LOTO_COLUMNS = (
     "task", "family", "method", "k", "regret", "metric", "val_metric", "test_metric", "runs", "seconds",
     "grid_runs", "grid_seconds", "grid_best_val_metric", "grid_best_test_metric", "configs", "note",
 )  # fmt: skip
+DEFAULT_METRIC = "accuracy"  # sweep tables written before task types had no metric column
 
 
-def _grid_best(held_out: TaskSweep) -> tuple[float, float]:
-    best = held_out.best_index
-    if best is None:
-        return math.nan, math.nan
-    return float(held_out.val_metric[best]), float(held_out.test_metric[best])
+def _at(values: Optional[np.ndarray], row: int) -> float:
+    return math.nan if values is None or row < 0 else float(values[row])
 
 
 def loto_rows(
-    held_out: TaskSweep, grid: CandidateGrid, method: str, ranking: Optional[Ranking], top_k: list[int], note: str
+    held_out: TaskData, grid: CandidateGrid, method: str, ranking: Optional[Ranking], top_k: list[int], note: str
 ) -> list[dict[str, Any]]:
     """One row per k: the best-of-top-k regret and the top-1's held-out scores (NaN when unfitted).
 
     ``metric`` names the held-out task's primary metric, which val_metric and test_metric measure.
+    A candidate the held-out task never ran counts as its worst (regret 1).
     """
-    grid_best_val, grid_best_test = _grid_best(held_out)
+    rows_of = grid.rows_in(held_out)  # candidate -> the held-out task's grid row, -1 if none
+    if np.isfinite(held_out.y).any():
+        regret = np.append(pool_regret(held_out), 1.0)  # index -1: not run
+        best = int(np.argmin(regret[:-1]))
+    else:  # every grid run failed: there is no scale to measure regret on
+        regret, best = np.full(len(held_out) + 1, np.nan), -1
+        note = f"every grid run of {held_out.name} failed: no regret to measure"
+    grid_best_val, grid_best_test = _at(held_out.y, best), _at(held_out.test, best)
     rows = []
     for k in top_k:
         row: dict[str, Any] = {
-            "task": held_out.task,
-            "family": held_out.family,
+            "task": held_out.name,
+            "family": grid.family,
             "method": method,
             "k": int(k),
-            "metric": held_out.metric,
-            "grid_runs": held_out.grid_runs,
-            "grid_seconds": held_out.grid_seconds,
+            "metric": held_out.metric or DEFAULT_METRIC,
+            "grid_runs": len(held_out),
+            "grid_seconds": float(np.nansum(held_out.cost)),
             "grid_best_val_metric": grid_best_val,
             "grid_best_test_metric": grid_best_test,
             "note": note,
@@ -52,28 +62,25 @@ def loto_rows(
             )  # fmt: skip
         else:
             chosen = ranking.indices[:k]
-            top1 = chosen[0]
+            run = rows_of[chosen]
             row.update(
-                regret=held_out.regret(chosen),
-                val_metric=float(held_out.val_metric[top1]),
-                test_metric=float(held_out.test_metric[top1]),
+                regret=float(regret[run].min()),
+                val_metric=_at(held_out.y, run[0]),
+                test_metric=_at(held_out.test, run[0]),
                 runs=len(chosen),
-                seconds=float(np.nansum(held_out.seconds[chosen])),
+                seconds=float(np.nansum(held_out.cost[run[run >= 0]])),
                 configs=configs_json(grid, chosen),
             )
         rows.append(row)
     return rows
 
 
-def _recommendation(
-    method: str, grid: CandidateGrid, ranking: Optional[Ranking], note: str
-) -> dict[str, Any]:
+def _recommendation(method: str, grid: CandidateGrid, ranking: Optional[Ranking], note: str) -> dict[str, Any]:
     if ranking is None:  # the chosen method could not be fitted: fall back to the default config
-        fallback = default_ranking(grid)
         return {
             "method": "default",
             "requested_method": method,
-            "config": dict(grid.configs[fallback.indices[0]]),
+            "config": dict(grid.configs[default_ranking(grid).indices[0]]),
             "predicted_score": None,
             "neighbors": [],
             "note": note,
@@ -87,29 +94,28 @@ def _recommendation(
 
 
 def leave_one_task_out(
-    params: Params, grid: CandidateGrid, sweeps: list[TaskSweep]
+    grid: CandidateGrid, data: MetaDataset, meta: Any, seed: int
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """LOTO rows for every task of one family, and each task's recommendation from its own fold."""
+    """LOTO rows for every task of one family's meta-dataset, and each task's recommendation from its own fold.
+
+    ``meta``: the params ``meta`` section (top_k, recommend and the rankers' settings).
+    """
     rows: list[dict[str, Any]] = []
     recommendations: dict[str, dict[str, Any]] = {}
-    for held_out in sweeps:
-        training = [s for s in sweeps if s.task != held_out.task]
-        model = FamilyMetaModel.fit(grid, training, params.meta, params.seed) if training else None
-        unfitted_note = (
-            f"no other {grid.family} task to learn from; leave-one-task-out needs at least 2 tasks of a family"
-        )
+    unfitted_note = f"no other {grid.family} task to learn from; leave-one-task-out needs at least 2 tasks of a family"
+    for name, held_out in data.tasks.items():
+        training = data.without(name)  # the scaler refitted on the training tasks alone
+        model = FamilyMetaModel.fit(grid, training, meta, seed) if training.tasks else None
         rankings: dict[str, Optional[Ranking]] = {}
         for method in METHODS:
             if method == "default":
-                ranking = model.rank(method, held_out.metafeatures) if model else default_ranking(grid)
+                ranking = model.rank(method, held_out.mf_raw) if model else default_ranking(grid)
                 note = "the family's default config (one run whatever k)"
             elif model is None:
                 ranking, note = None, unfitted_note
             else:
-                ranking, note = model.rank(method, held_out.metafeatures), ""
+                ranking, note = model.rank(method, held_out.mf_raw), ""
             rankings[method] = ranking
-            rows.extend(loto_rows(held_out, grid, method, ranking, params.meta.top_k, note))
-        recommendations[held_out.task] = _recommendation(
-            params.meta.recommend, grid, rankings[params.meta.recommend], unfitted_note
-        )
+            rows.extend(loto_rows(held_out, grid, method, ranking, meta.top_k, note))
+        recommendations[name] = _recommendation(meta.recommend, grid, rankings[meta.recommend], unfitted_note)
     return rows, recommendations

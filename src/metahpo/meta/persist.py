@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 from metahpo.errors import MetahpoError
 from metahpo.io import read_json, write_json
-from metahpo.meta.methods import METHODS, FamilyMetaModel
+from metahpo.meta.rankers import METHODS, FamilyMetaModel
 
 META_MODEL_FILE = "meta_model.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the grid carries the meta-dataset's encoding (was: log_scaled); scaler drops constant columns
 
 # Types the surrogates hold that skops does not trust by default: the fitted trees (all skops 0.16
 # asks for) and GradientBoostingRegressor's loss objects (which older skops releases also ask for).

@@ -3,8 +3,8 @@
 The space: one distribution per hyperparameter, built from the target's recorded (raw) values:
   - CategoricalDistribution over the distinct values when there are at most ``max_categories`` of
     them (a swept grid of a few values: TPE then models each value's own success rate);
-  - otherwise FloatDistribution(low, high, log=True) when the values are positive and span two
-    decades or more (the meta-dataset's own log rule), else FloatDistribution(low, high).
+  - otherwise FloatDistribution(low, high, log=True) where the meta-dataset's encoding is log10
+    (``TaskData.encoding``: the declared flag, else the two-decade rule), else FloatDistribution(low, high).
 
 A suggestion is mapped to the nearest unobserved row of the pool, measured in that same space made
 comparable across hyperparameters: log10 where log, then rescaled by the pool's min / max to [0, 1]
@@ -33,10 +33,11 @@ class TPE(Strategy):
         super().__init__(target, prior, seed, budget)
         self.distributions: dict[str, BaseDistribution] = {}
         log, lows, spans = [], [], []
+        log_scale = dict(zip(target.encoding.names, target.encoding.log))
         for column in target.raw.columns:
             values = target.raw[column].to_numpy(dtype=float)
             low, high = float(values.min()), float(values.max())
-            is_log = bool(low > 0 and high / low >= 100)
+            is_log = log_scale[column]
             distinct = np.unique(values)
             if len(distinct) <= max_categories:
                 self.distributions[column] = CategoricalDistribution([float(v) for v in distinct])

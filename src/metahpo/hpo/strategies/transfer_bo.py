@@ -46,7 +46,8 @@ from metahpo.hpo.cache import IdentityCache
 from metahpo.hpo.gp import GaussianProcess
 from metahpo.hpo.metadataset import TaskData
 from metahpo.hpo.strategies.gp_bo import GPBO, choose_by_ei, observed_arrays
-from metahpo.hpo.strategies.zero_shot import prior_scores, training_rows
+from metahpo.hpo.strategies.zero_shot import prior_scores
+from metahpo.hpo.surrogate import training_rows
 
 
 def standardised(values: np.ndarray) -> np.ndarray:
@@ -65,12 +66,13 @@ _pool_predictions = IdentityCache(size=256)  # (mean, variance) of a prior GP ov
 
 
 def fitted_prior_gp(task: TaskData, rows: int, restarts: int) -> GaussianProcess:
-    """GP on a subsample of the task's standardised objective, cached by the task's identity.
+    """GP on a subsample of the task's standardised objective, cached by the identity of its X and y.
 
-    The subsample is the best ``rows // 4`` rows and a sample (seeded by PRIOR_SEED) of the rest;
-    failed rows count as the task's worst.
+    (Not of the TaskData: a leave-one-task-out fold's views of a task share its arrays, so one GP
+    serves every fold.) The subsample is the best ``rows // 4`` rows and a sample (seeded by
+    PRIOR_SEED) of the rest; failed rows count as the task's worst.
     """
-    return _prior_gps.get((task,), (rows, restarts), lambda: _fit_prior_gp(task, rows, restarts))
+    return _prior_gps.get((task.X, task.y), (rows, restarts), lambda: _fit_prior_gp(task, rows, restarts))
 
 
 def _fit_prior_gp(task: TaskData, rows: int, restarts: int) -> GaussianProcess:
