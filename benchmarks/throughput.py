@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from metahpo.config import load_params
-from metahpo.stages.shared import task_data
+from metahpo.stages.task_data import task_data
 from metahpo.training import describe_device, resolve_device, train_model, uses_bf16
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from metahpo.data.prepare import load_prepared  # noqa: F401  imports datasets now: load times exclude the import
 from metahpo.config import load_params
-from metahpo.stages.shared import task_data
+from metahpo.stages.task_data import task_data
 
 
 def process_start_seconds(repeats: int = 3) -> float:

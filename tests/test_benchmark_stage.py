@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from metahpo.benchmark import REGRET_COLUMNS, run_benchmark
+from metahpo.stages.benchmark import REGRET_COLUMNS, run_benchmark
 from metahpo.config import validate_params
 from metahpo.errors import ParamsError
 from metahpo.hpo.metadataset import read

@@ -23,7 +23,6 @@ from metahpo.hpo.sweeps import family_metadataset
 from metahpo.meta import (
     CandidateGrid,
     FamilyMetaModel,
-    fit_meta,
     greedy_portfolio,
     interleave_rankings,
     load_meta_model,
@@ -32,6 +31,7 @@ from metahpo.meta import (
 from metahpo.meta.loto import LOTO_COLUMNS, loto_rows
 from metahpo.meta.persist import FORMAT_VERSION, load_surrogate, save_meta_models
 from metahpo.meta.rankers import default_ranking, surrogate_regressor
+from metahpo.stages.fit_meta import fit_meta
 
 LRS = [0.001, 0.01, 0.1]
 HIDDEN = [16, 32]
@@ -130,7 +130,9 @@ def fitted(tmp_path_factory):
 
 def family_data(params, tasks, sweep_dir, meta_dir):
     """fit_meta's view of a family: its grid rows as a meta-dataset, and its candidate grid."""
-    data = family_metadataset(params, list(tasks), sweep_dir, meta_dir, search="grid", require_metafeatures=True)
+    datasets = {task: params.task_dataset(task) for task in tasks}
+    data = family_metadataset(datasets, params.families["mlp"].space, sweep_dir, meta_dir, search="grid",
+                              require_metafeatures=True)  # fmt: skip
     spec = params.families["mlp"]
     return data, CandidateGrid.build("mlp", grid_configs(spec.space), spec.default, data.encoding)
 

@@ -41,6 +41,9 @@ def test_every_stage_has_its_module_rule_and_subcommand(repo_root):
     snakefile = (repo_root / "Snakefile").read_text()
     subcommands = build_parser()._subparsers._group_actions[0].choices
     rule_files = sorted(p.stem for p in (repo_root / "workflow" / "rules").glob("*.smk") if p.stem != "common")
+    stage_modules = {p.stem for p in (repo_root / "src" / "metahpo" / "stages").glob("*.py")} - {"__init__"}
+    helpers = {"shared", "task_data"}  # what several stages share; every other module is a stage
+    assert stage_modules - helpers == {s.name for s in pipeline.STAGES}
     assert rule_files == sorted(s.name for s in pipeline.STAGES), "one workflow/rules/<stage>.smk per stage"
     for stage in pipeline.STAGES:
         assert callable(importlib.import_module(stage.module).run), stage.module

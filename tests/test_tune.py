@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 import metahpo.data.prepare
-import metahpo.tune
+import metahpo.stages.tune
 from metahpo.config import Params
 from metahpo.hpo.strategies.zero_shot import prior_scores
 from metahpo.search_space import grid_configs
-from metahpo.tune import TUNE_COLUMNS, run_tune, target_pool
+from metahpo.stages.tune import TUNE_COLUMNS, run_tune, target_pool
 from test_benchmark_stage import fake_sweep
 from test_models_vision_tabular import canonical_digits, one_torch_thread  # noqa: F401 (autouse)
 
@@ -131,13 +131,13 @@ def test_an_interrupted_tune_trains_only_the_missing_trials(stage_dirs, monkeypa
         calls.append(kwargs["seed"])
         return train_model(*args, **kwargs)
 
-    monkeypatch.setattr(metahpo.tune, "train_model", interrupted_after_four)
+    monkeypatch.setattr(metahpo.stages.tune, "train_model", interrupted_after_four)
     with pytest.raises(KeyboardInterrupt):
         tune("digits-mlp", root)
     assert len((root / "tune" / "digits-mlp.partial.jsonl").read_text().splitlines()) == 4
 
     calls.clear()
-    monkeypatch.setattr(metahpo.tune, "train_model", lambda *a, **k: (calls.append(k["seed"]), train_model(*a, **k))[1])
+    monkeypatch.setattr(metahpo.stages.tune, "train_model", lambda *a, **k: (calls.append(k["seed"]), train_model(*a, **k))[1])
     resumed = tune("digits-mlp", root)
     assert len(calls) == 2 * TRIALS - 4
     assert len(resumed) == 2 * TRIALS

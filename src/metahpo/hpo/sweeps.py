@@ -3,8 +3,7 @@
 fit_meta, the benchmark stage and the tune stage all read recorded sweeps through here, into the one
 representation of ``metahpo.hpo.metadataset`` (exported with ``metadataset.from_sweeps``,
 docs/META_DATASET.md). Meta-features come from each task's dataset
-(results/metafeatures/<dataset>.json). Nothing here imports ``metahpo.config``: ``params`` is read
-by duck typing (``tasks``, ``families``, ``task_dataset``).
+(results/metafeatures/<dataset>.json). A stage passes the tasks' datasets and the family's space.
 """
 
 from __future__ import annotations
@@ -50,32 +49,28 @@ def task_metafeatures(
 
 
 def family_frames(
-    params: Any,
-    tasks: list[str],
+    datasets: Mapping[str, str],
     sweep_dir: str | Path,
     metafeatures_dir: str | Path,
     search: Optional[str] = None,
     require_metafeatures: bool = False,
 ) -> tuple[pd.DataFrame, Optional[pd.DataFrame]]:
-    """(meta-dataset table, meta-features table or None) of these tasks' sweeps (one families entry)."""
-    sweeps = [read_sweep(sweep_dir, task) for task in tasks]
-    features = task_metafeatures({t: params.task_dataset(t) for t in tasks}, metafeatures_dir, require_metafeatures)
-    return from_sweeps(sweeps, features, search)
+    """(meta-dataset table, meta-features table or None) of these tasks' sweeps (``datasets``: task -> dataset)."""
+    sweeps = [read_sweep(sweep_dir, task) for task in datasets]
+    return from_sweeps(sweeps, task_metafeatures(datasets, metafeatures_dir, require_metafeatures), search)
 
 
-def family_log_scale(params: Any, tasks: list[str]) -> dict[str, bool]:
-    """``hp.<name>`` -> the declared log flag, for the tasks' ``families`` entry (the tasks share one)."""
-    if not tasks:
-        return {}
-    declared = declared_log_scale(params.families[params.tasks[tasks[0]].family].space)
-    return {f"{HP_PREFIX}{name}": log for name, log in declared.items()}
+def family_log_scale(space: Mapping[str, Any]) -> dict[str, bool]:
+    """``hp.<name>`` -> the log flag a ``families.<entry>.space`` declares."""
+    return {f"{HP_PREFIX}{name}": log for name, log in declared_log_scale(space).items()}
 
 
-def family_metadataset(params: Any, tasks: list[str], sweep_dir: str | Path, metafeatures_dir: str | Path,
-                       **options: Any) -> MetaDataset:  # fmt: skip
-    """These tasks' sweeps as one meta-dataset, in the family's declared encoding (direction max).
+def family_metadataset(datasets: Mapping[str, str], space: Mapping[str, Any], sweep_dir: str | Path,
+                       metafeatures_dir: str | Path, **options: Any) -> MetaDataset:  # fmt: skip
+    """These tasks' sweeps as one meta-dataset, in their family's declared encoding (direction max).
 
-    ``options``: ``search`` and ``require_metafeatures`` of ``family_frames``.
+    ``datasets``: task -> dataset; ``space``: the family's ``families.<entry>.space``; ``options``:
+    ``search`` and ``require_metafeatures`` of ``family_frames``.
     """
-    table, mf_table = family_frames(params, tasks, sweep_dir, metafeatures_dir, **options)
-    return from_frame(table, "max", mf_table, family_log_scale(params, tasks))
+    table, mf_table = family_frames(datasets, sweep_dir, metafeatures_dir, **options)
+    return from_frame(table, "max", mf_table, family_log_scale(space))

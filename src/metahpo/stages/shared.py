@@ -1,11 +1,8 @@
-"""What several stages do alike, on the whole params (the library below them takes only sections)."""
+"""What several stages read alike from the whole params (the library below them takes only sections)."""
 
 from __future__ import annotations
 
-from metahpo.training import prepare_task
 
-
-def task_data(params, task: str, data_dir):
-    """(family, options, tensors) of a task, for the stages that train (``metahpo.training.prepare_task``)."""
-    entry = params.tasks[task].family
-    return prepare_task(params.registered_family(entry), params.families[entry].options, task, data_dir)
+def family_datasets(params, family: str) -> dict[str, str]:
+    """task -> dataset, for the tasks of one ``families`` entry in task order (what hpo.sweeps reads)."""
+    return {task: params.task_dataset(task) for task in params.tasks_of_family(family)}

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from metahpo.errors import MetahpoError
 from metahpo.io import write_parquet
 from metahpo.search_space import planned_trials
-from metahpo.stages.shared import task_data
+from metahpo.stages.task_data import task_data
 from metahpo.trial_log import append_partial, partial_path, read_partial
 from metahpo.training import resolve_device, train_model
 

@@ -69,7 +69,7 @@ def train_recommended(
 ) -> dict[str, Any]:
     """Train ``task``'s recommended config for the full budget; write ``out_dir``; return metrics.json."""
     from metahpo.io import atomic_dir
-    from metahpo.stages.shared import task_data
+    from metahpo.stages.task_data import task_data
     from metahpo.training import resolve_device, train_model
 
     if task not in params.tasks:
