@@ -95,9 +95,9 @@ def test_objective_resolution_by_hand():
     assert resolution.loc["b", "within_0.01"] == pytest.approx(0.5)
 
 
-def test_cli_benchmark_writes_regret_and_caps_trials(synthetic_files, capsys):
+def test_cli_replay_writes_regret_and_caps_trials(synthetic_files, capsys):
     out = synthetic_files / "bench"
-    argv = ["benchmark", "--meta-dataset", str(synthetic_files / "meta.parquet"), "--meta-features",
+    argv = ["replay", "--meta-dataset", str(synthetic_files / "meta.parquet"), "--meta-features",
             str(synthetic_files / "mf.parquet"), "--strategies", "random,grid", "--trials", "30", "--seeds", "2",
             "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
@@ -110,11 +110,11 @@ def test_cli_benchmark_writes_regret_and_caps_trials(synthetic_files, capsys):
     assert (regret.groupby(["strategy", "task", "seed"])["regret"].last() == 0).all()  # whole pool seen
 
 
-def test_cli_benchmark_reports_a_bad_meta_dataset(synthetic_files, capsys):
+def test_cli_replay_reports_a_bad_meta_dataset(synthetic_files, capsys):
     table = pd.read_parquet(synthetic_files / "meta.parquet").drop(columns=["objective"])
     table.to_parquet(synthetic_files / "bad.parquet")
     out = synthetic_files / "bench"
-    code = main(["benchmark", "--meta-dataset", str(synthetic_files / "bad.parquet"), "--strategies", "random",
+    code = main(["replay", "--meta-dataset", str(synthetic_files / "bad.parquet"), "--strategies", "random",
                  "--trials", "5", "--seeds", "1", "--out", str(out)])  # fmt: skip
     assert code == 2
     assert "missing required column(s) ['objective']" in capsys.readouterr().err

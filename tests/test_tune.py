@@ -122,7 +122,7 @@ def test_single_task_family_runs_without_a_prior_and_says_so(stage_dirs):
 
 def test_an_interrupted_tune_trains_only_the_missing_trials(stage_dirs, monkeypatch):
     root, _ = stage_dirs
-    train_model = metahpo.tune.train_model
+    train_model = metahpo.stages.tune.train_model
     calls = []
 
     def interrupted_after_four(*args, **kwargs):
