@@ -17,8 +17,8 @@ import pandas as pd
 import metahpo.hpo.strategies  # noqa: F401  registers the strategies
 from metahpo.hpo import metadataset
 from metahpo.hpo.base import STRATEGIES
-from metahpo.hpo.metrics import format_summary, summarize
-from metahpo.hpo.replay import benchmark
+from metahpo.hpo.regret_summary import format_summary, summarize
+from metahpo.hpo.replay import replay_strategies
 from metahpo.hpo.synthetic import make_synthetic
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     frames, seconds = [], {}
     for name in names:
         start = time.perf_counter()
-        frames.append(benchmark(data, [name], args.trials, range(args.seeds), progress=False))
+        frames.append(replay_strategies(data, [name], args.trials, range(args.seeds), progress=False))
         seconds[name] = time.perf_counter() - start
         runs = args.tasks * args.seeds
         print(f"{name:>12}: {seconds[name]:7.1f} s wall ({seconds[name] / runs:.2f} s per run)", flush=True)

@@ -5,7 +5,7 @@ every task of the run (regret is normalised per task, so pooling is meaningful):
 - median trials to regret <= 0.01 and <= 0.05 of the strategy and the baseline, and their ratio;
 - mean regret@5 of both, and its ratio;
 and per task, the objective's resolution as the stage recorded it in summary.json
-(``metahpo.hpo.metrics.objective_resolution``): the regret of one validation example and the share of
+(``metahpo.hpo.regret_summary.objective_resolution``): the regret of one validation example and the share of
 the pool within each regret target. A target below one validation example asks for an exact top tie.
 Not a test; run it by hand:
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from metahpo.hpo.metrics import TARGETS, regret_at, time_to_target_summary
+from metahpo.hpo.regret_summary import TARGETS, regret_at, time_to_target_summary
 
 
 def target_rows(regret: pd.DataFrame, strategy: str, baseline: str) -> list[dict]:

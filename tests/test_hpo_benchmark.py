@@ -14,9 +14,9 @@ from test_meta import run_fit, write_synthetic  # the fitted-meta-model fixture 
 
 from metahpo.cli import main
 from metahpo.errors import MetahpoError
-from metahpo.hpo import metadataset, metrics
+from metahpo.hpo import metadataset, regret_summary
 from metahpo.hpo.optuna_warmstart import warm_start_study
-from metahpo.hpo.replay import benchmark
+from metahpo.hpo.replay import replay_strategies
 from metahpo.hpo.synthetic import make_synthetic
 
 # strategy -> (task, seed) -> regret per trial; B's (t1, 1) run stopped after 2 trials (pool exhausted)
@@ -38,34 +38,34 @@ def hand_worked() -> pd.DataFrame:
 
 
 def test_regret_at_k_averages_tasks_then_seeds_with_a_t_interval(hand_worked):
-    at = metrics.regret_at(hand_worked).set_index(["strategy", "trial"])
+    at = regret_summary.regret_at(hand_worked).set_index(["strategy", "trial"])
     assert at.index.tolist() == [("A", 1), ("B", 1)]  # 5, 10, ... are beyond the table
     assert at.loc[("A", 1), "regret"] == pytest.approx(0.85)  # seeds: 0.9, 0.8
     half = 12.7062047 * np.std([0.9, 0.8], ddof=1) / math.sqrt(2)  # t(0.975, 1 dof)
     assert at.loc[("A", 1), "ci_high"] - 0.85 == pytest.approx(half)
     assert at.loc[("B", 1), "regret"] == pytest.approx(0.425)  # seeds: 0.6, 0.25
-    curves = metrics.mean_regret(hand_worked).set_index(["strategy", "trial"])
+    curves = regret_summary.mean_regret(hand_worked).set_index(["strategy", "trial"])
     assert curves.loc[("A", 3), "regret"] == pytest.approx((0.02 + 0.1025) / 2)
     assert curves.loc[("B", 3), "regret"] == pytest.approx((0.255 + 0.25) / 2)  # the stopped run keeps 0.0
 
 
 def test_average_rank_averages_ties(hand_worked):
-    ranks = metrics.average_rank(hand_worked).set_index(["strategy", "trial"])["rank"]
+    ranks = regret_summary.average_rank(hand_worked).set_index(["strategy", "trial"])["rank"]
     assert ranks[("A", 1)] == pytest.approx((1.5 + 2 + 2 + 2) / 4)  # tied with B on (t1, 0)
     assert ranks[("B", 1)] == pytest.approx((1.5 + 1 + 1 + 1) / 4)
     assert ranks[("A", 3)] == ranks[("B", 3)] == pytest.approx(1.5)
 
 
 def test_trials_and_cost_to_target(hand_worked):
-    reach = metrics.time_to_target_summary(hand_worked).set_index(["strategy", "target"])
+    reach = regret_summary.time_to_target_summary(hand_worked).set_index(["strategy", "target"])
     assert reach.loc[("A", 0.05)].tolist() == [3.0, 6.0, 0.75]  # runs: 3, 2, never, 3
     assert reach.loc[("B", 0.05), "median_trials"] == math.inf  # runs: never, 3, 1, never
     assert reach.loc[("B", 0.05), "fraction_reached"] == 0.5
     assert reach.loc[("B", 0.01), "fraction_reached"] == 0.5  # 0.01 <= 0.01 counts
-    summary = metrics.summarize(hand_worked).set_index("strategy")
+    summary = regret_summary.summarize(hand_worked).set_index("strategy")
     assert summary.loc["A", "trials_to_0.05"] == 3.0 and summary.loc["A", "reached_0.05"] == 0.75
     assert summary.loc["A", "rank@last"] == 1.5
-    text = metrics.format_summary(summary.reset_index())
+    text = regret_summary.format_summary(summary.reset_index())
     assert "0.850 ±0.635" in text and "3 (75%)" in text and "inf (50%)" in text
 
 
@@ -84,7 +84,7 @@ def test_objective_resolution_by_hand():
         "objective": [0.9, 0.8, 0.9, 0.5, np.nan, 0.7, 0.7, 0.69, 0.6],
     })  # fmt: skip
     data = metadataset.from_frame(table)
-    resolution = metrics.objective_resolution(data, {"a": 10}).set_index("task")
+    resolution = regret_summary.objective_resolution(data, {"a": 10}).set_index("task")
     # a: best 0.9, worst 0.5; one of 10 examples = 0.1 / 0.4 = regret 0.25; 2 of 5 rows at the best
     # (the failed row counts as the worst); b: no validation size, and 0.69 is at regret 0.1
     assert resolution.loc["a", "pool"] == 5 and resolution.loc["a", "n_validation"] == 10
@@ -193,8 +193,8 @@ def test_transfer_and_zero_shot_beat_random_at_5_trials_over_20_seeds():
     table, mf = make_synthetic(n_tasks=5, n_configs=150, seed=3, noise=0.02)
     data = metadataset.from_frame(table, meta_features=mf)
     held_out = ["task02"]  # the middle task: prior tasks on both sides of its meta-feature
-    regret = benchmark(data, ["random", "zero_shot", "transfer_bo"], trials=5, seeds=range(20), tasks=held_out, progress=False)
-    at5 = metrics.regret_at(regret, checkpoints=[5]).set_index("strategy")
+    regret = replay_strategies(data, ["random", "zero_shot", "transfer_bo"], trials=5, seeds=range(20), tasks=held_out, progress=False)
+    at5 = regret_summary.regret_at(regret, checkpoints=[5]).set_index("strategy")
     for strategy in ("zero_shot", "transfer_bo"):
         # beat random by more than both intervals: not a coin flip
         assert at5.loc[strategy, "ci_high"] < at5.loc["random", "ci_low"], at5

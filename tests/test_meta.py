@@ -19,7 +19,7 @@ from metahpo.io import read_json, write_json
 from metahpo.hpo import surrogate
 from metahpo.hpo.metadataset import normalised_scores, pool_regret
 from metahpo.search_space import grid_configs
-from metahpo.hpo.sweeps import family_metadataset
+from metahpo.hpo.sweep_tables import family_metadataset
 from metahpo.meta import (
     CandidateGrid,
     FamilyMetaModel,

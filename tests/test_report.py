@@ -18,7 +18,7 @@ from markupsafe import escape
 
 from metahpo.config import Params
 from metahpo.errors import MetahpoError
-from metahpo.hpo.metrics import summarize
+from metahpo.hpo.regret_summary import summarize
 from metahpo.io import write_json, write_parquet
 from metahpo.report import SECTIONS, build_report, builder
 from metahpo.report.section import ReportInputs, Section, SectionRegistry

@@ -49,8 +49,8 @@ def cmd_list(args) -> None:
 def cmd_replay(args) -> None:
     from metahpo.hpo import metadataset
     from metahpo.hpo.base import STRATEGIES
-    from metahpo.hpo.metrics import format_summary, summarize
-    from metahpo.hpo.replay import benchmark
+    from metahpo.hpo.regret_summary import format_summary, summarize
+    from metahpo.hpo.replay import replay_strategies
     from metahpo.io import write_parquet
 
     import metahpo.hpo.strategies  # noqa: F401  registers the strategies
@@ -65,7 +65,7 @@ def cmd_replay(args) -> None:
     capped = _capped_runs(data, classes, args.trials)
     if capped:
         print(f"note: --trials {args.trials} is more than some pools hold; capped: {'; '.join(capped)}")
-    regret = benchmark(data, names, args.trials, range(args.seeds), progress=sys.stderr.isatty())
+    regret = replay_strategies(data, names, args.trials, range(args.seeds), progress=sys.stderr.isatty())
     write_parquet(Path(args.out) / "regret.parquet", regret)
     print(format_summary(summarize(regret)))
     print(f"wrote {Path(args.out) / 'regret.parquet'} ({len(regret)} rows)")

@@ -64,7 +64,7 @@ def replay(
     return pd.DataFrame(rows, columns=["strategy", "task", "seed", "trial", "regret", "cost", "index", "epochs"])
 
 
-def benchmark(
+def replay_strategies(
     data: MetaDataset,
     strategies: Iterable[str],
     trials: int,

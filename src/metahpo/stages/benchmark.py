@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from metahpo.hpo.metadataset import MF_PREFIX, from_frame
-from metahpo.hpo.metrics import objective_resolution, summarize
-from metahpo.hpo.replay import benchmark
-from metahpo.hpo.sweeps import family_frames, family_log_scale
+from metahpo.hpo.regret_summary import objective_resolution, summarize
+from metahpo.hpo.replay import replay_strategies
+from metahpo.hpo.sweep_tables import family_frames, family_log_scale
 from metahpo.stages.shared import family_datasets
 from metahpo.io import atomic_dir, write_json, write_parquet
 
@@ -58,7 +58,7 @@ def run_benchmark(
             data = from_frame(table, "max", mf_table, family_log_scale(params.families[family].space))
             if progress:
                 print(f"benchmark {family}: {len(tasks)} tasks, {len(strategies)} strategies, {len(seeds)} seeds")
-            regret = benchmark(data, strategies, params.benchmark.trials, seeds, progress=progress)
+            regret = replay_strategies(data, strategies, params.benchmark.trials, seeds, progress=progress)
             regret.insert(0, "family", family)
             regrets.append(regret)
             families[family] = {

@@ -1,7 +1,7 @@
 """Stage fit_meta: leave-one-task-out evaluation, per-task recommendations and the final meta-models.
 
 Per family, the sweeps' grid rows are read once into the family's meta-dataset
-(``metahpo.hpo.sweeps.family_metadataset``); the rankers, the LOTO regrets and the final models all
+(``metahpo.hpo.sweep_tables.family_metadataset``); the rankers, the LOTO regrets and the final models all
 read that one representation.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from metahpo.errors import MetahpoError
 from metahpo.search_space import grid_configs
-from metahpo.hpo.sweeps import family_metadataset
+from metahpo.hpo.sweep_tables import family_metadataset
 from metahpo.stages.shared import family_datasets
 from metahpo.io import atomic_dir, write_json, write_parquet
 from metahpo.meta.candidates import CandidateGrid

@@ -4,5 +4,5 @@ from __future__ import annotations
 
 
 def family_datasets(params, family: str) -> dict[str, str]:
-    """task -> dataset, for the tasks of one ``families`` entry in task order (what hpo.sweeps reads)."""
+    """task -> dataset, for the tasks of one ``families`` entry in task order (what hpo.sweep_tables reads)."""
     return {task: params.task_dataset(task) for task in params.tasks_of_family(family)}

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from metahpo.hpo.base import STRATEGIES, Query, Strategy
 from metahpo.hpo.metadataset import HP_PREFIX, TaskData, from_frame, from_sweeps
-from metahpo.hpo.sweeps import family_log_scale, read_sweep, task_metafeatures
+from metahpo.hpo.sweep_tables import family_log_scale, read_sweep, task_metafeatures
 from metahpo.io import write_parquet
 from metahpo.search_space import grid_configs, stable_seed
 from metahpo.trial_log import append_partial, partial_path, read_partial

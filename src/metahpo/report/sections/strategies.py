@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import pandas as pd
 
-from metahpo.hpo import metrics
+from metahpo.hpo import regret_summary
 from metahpo.report import figures
 from metahpo.report.common import display_order, metric_of
 from metahpo.report.inputs import ResultsTree
@@ -106,15 +106,15 @@ def _regret_figures(rows: pd.DataFrame) -> dict:
     order = display_order(rows["strategy"], STRATEGIES)
     on_grid, grid, log_cost = _regret_on_cost_grid(rows)
     return {
-        "trials_figure": figures.regret_curves_figure(_regret_curves(metrics.mean_regret(rows), order), "trial"),
+        "trials_figure": figures.regret_curves_figure(_regret_curves(regret_summary.mean_regret(rows), order), "trial"),
         "cost_figure": figures.regret_curves_figure(
-            _regret_curves(metrics.mean_regret(on_grid), order, grid), "cumulative seconds", log_x=log_cost
+            _regret_curves(regret_summary.mean_regret(on_grid), order, grid), "cumulative seconds", log_x=log_cost
         ),
     }
 
 
 def _regret_curves(mean: pd.DataFrame, order: list[str], grid: Optional[np.ndarray] = None) -> list[dict]:
-    """``metrics.mean_regret`` rows as figure curves; with ``grid``, trial n stands for ``grid[n - 1]``."""
+    """``regret_summary.mean_regret`` rows as figure curves; with ``grid``, trial n stands for ``grid[n - 1]``."""
     curves = []
     for strategy in order:
         rows = mean[mean["strategy"] == strategy].sort_values("trial")
@@ -148,14 +148,14 @@ def _regret_on_cost_grid(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, 
 
     The regret at cost c is the run's regret after its last trial whose cumulative cost is <= c (a
     step function: the best so far changes only when a trial ends), 1 before its first trial ends,
-    and its last value after its last trial (as ``metrics.complete_runs`` carries it). In the table
-    returned, ``trial`` n is grid point n, so ``metrics.mean_regret`` averages it exactly as it does
+    and its last value after its last trial (as ``regret_summary.complete_runs`` carries it). In the table
+    returned, ``trial`` n is grid point n, so ``regret_summary.mean_regret`` averages it exactly as it does
     trials: over tasks, then seeds, with a 95% interval over seeds.
     """
     grid, log_cost = _cost_grid(rows["cost"].to_numpy(dtype=float))
     grid_points = np.arange(1, len(grid) + 1)
     runs = []
-    for (strategy, task, seed), run in rows.sort_values("trial").groupby(metrics.RUN, sort=True):
+    for (strategy, task, seed), run in rows.sort_values("trial").groupby(regret_summary.RUN, sort=True):
         cost = np.maximum.accumulate(run["cost"].to_numpy(dtype=float))
         regret = run["regret"].to_numpy(dtype=float)
         last_done = np.searchsorted(cost, grid, side="right") - 1
@@ -169,10 +169,10 @@ def _regret_on_cost_grid(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, 
 
 
 def _benchmark_summary_table(records: list[dict]) -> Table:
-    """``metrics.summarize`` rows (summary.json): regret@k ±95% half-interval, rank, time to each target."""
+    """``regret_summary.summarize`` rows (summary.json): regret@k ±95% half-interval, rank, time to each target."""
     summary = pd.DataFrame(records)
     checkpoints = sorted(int(c.removeprefix("regret@")) for c in summary.columns if re.fullmatch(r"regret@\d+", c))
-    targets = sorted(  # the looser target first, as metrics.TARGETS lists them
+    targets = sorted(  # the looser target first, as regret_summary.TARGETS lists them
         (c.removeprefix("trials_to_") for c in summary.columns if c.startswith("trials_to_")), key=float, reverse=True
     )
     summary = summary.set_index("strategy").loc[display_order(summary["strategy"], STRATEGIES)]
@@ -205,7 +205,7 @@ def _benchmark_summary_table(records: list[dict]) -> Table:
 
 
 def _resolution_table(records: list[dict]) -> Table:
-    """``metrics.objective_resolution`` rows: how fine each task's objective is against the regret targets."""
+    """``regret_summary.objective_resolution`` rows: how fine each task's objective is against the regret targets."""
     frame = pd.DataFrame(records)
     targets = sorted((c.removeprefix("within_") for c in frame.columns if c.startswith("within_")), key=float, reverse=True)
     rows = [

@@ -1,4 +1,4 @@
-"""Summaries of a regret table (``metahpo.hpo.replay.benchmark``): curves, regret@k, ranks, time to target.
+"""Summaries of a regret table (``metahpo.hpo.replay.replay_strategies``): curves, regret@k, ranks, time to target.
 
 Conventions, shared by every function here:
 - A run is one (strategy, task, seed). A run that stopped early (its pool was exhausted, or
