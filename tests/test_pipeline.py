@@ -230,7 +230,8 @@ def _snakemake_outdated(project: Path) -> set[str]:
 
 @pytest.mark.slow  # the tiny pipeline twice, with dry runs between: minutes
 def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
-    """Snakemake runs, DVC agrees; an edited module outdates the same stages in both; a meta param reruns fit_meta onward."""
+    """Snakemake runs, DVC agrees; an edited module outdates the same stages in both; a meta param
+    reruns fit_meta onward under either tool, and the other tool then has nothing to do."""
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     raw = yaml.safe_load(TINY.read_text())
     jobs = {job.address: job for job in pipeline.expand_jobs(raw)}
@@ -261,6 +262,14 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
     assert rerun <= downstream, f"only fit_meta and what follows it: {sorted(rerun - downstream)}"
     assert _dvc_outdated(project) == set()
     assert _ran(_run(["dvc", "repro"], project)) == set()
+    assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+
+    # the other way round: DVC runs a params change, and Snakemake, whose records of those jobs it
+    # clears, has nothing left to do
+    raw["meta"]["n_estimators"] = 40
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    rerun = _ran(_run(["dvc", "repro"], project))
+    assert "fit_meta" in rerun and rerun <= downstream, sorted(rerun)
     assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
 
 

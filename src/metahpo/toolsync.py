@@ -16,6 +16,7 @@ command holds it. Only params.yaml is tracked by DVC, so a Snakemake run on anot
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import os
@@ -71,16 +72,20 @@ def record_in_dvc(address: str, params_file: str = PARAMS_FILE, root: str | os.P
     return True
 
 
+def _snakemake_records(outputs: Sequence[str], root: str | os.PathLike) -> list[str]:
+    """The outputs Snakemake holds a record of (``.snakemake/metadata/<base64 of the path>``)."""
+    metadata = Path(root) / SNAKEMAKE_DIR / "metadata"
+    return [o for o in outputs if (metadata / base64.urlsafe_b64encode(o.encode()).decode()).exists()]
+
+
 def forget_snakemake_records(outputs: Sequence[str], root: str | os.PathLike = ".") -> None:
-    """Drop Snakemake's metadata of ``outputs`` (a no-op where Snakemake never ran)."""
-    if not outputs or not (Path(root) / SNAKEMAKE_DIR).is_dir():
+    """Drop Snakemake's records of ``outputs`` (nothing to do where Snakemake never made them)."""
+    recorded = _snakemake_records(outputs, root)
+    if not recorded:
         return
-    proc = subprocess.run(
-        ["snakemake", "--cleanup-metadata", *outputs],
-        cwd=root, capture_output=True, text=True,
-    )  # fmt: skip
-    if proc.returncode != 0:  # Snakemake reruns the job once more; the results stay right
-        print(f"note: could not clear Snakemake's records of {', '.join(outputs)}: {proc.stderr.strip()[-500:]}")
+    proc = subprocess.run(["snakemake", "--cleanup-metadata", *recorded], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:  # Snakemake then reruns the job once more; the results stay right
+        print(f"note: could not clear Snakemake's records of {', '.join(recorded)}: {proc.stderr.strip()[-500:]}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
