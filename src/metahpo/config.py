@@ -182,7 +182,7 @@ class Params(Strict):
 
 def _check_against_registries(params: Params) -> list[str]:
     """Cross-field checks that need the dataset and family registries; returns 'path: problem' lines."""
-    from metahpo.data import check_source, source_task_type
+    from metahpo.data import check_source
     from metahpo.data.sources import COLUMN_ROLES
     from metahpo.models import FAMILIES
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional
 
-import numpy as np
 import pandas as pd
 
 from metahpo.errors import MetahpoError

@@ -12,6 +12,7 @@ A family with a single task has no other task to transfer from, so it is skipped
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
