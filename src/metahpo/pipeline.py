@@ -278,8 +278,18 @@ def job_params(stage: Stage, params: Mapping[str, Any], key: Optional[str] = Non
         node: Any = params
         for part in dotted.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        values[dotted] = node
+        values[dotted] = _canonical(node)
     return values
+
+
+def _canonical(node: Any) -> Any:
+    """Mappings with sorted keys: reordering params.yaml changes no value (DVC agrees), so Snakemake,
+    which compares params in order, must not see it either."""
+    if isinstance(node, Mapping):
+        return {k: _canonical(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [_canonical(v) for v in node]
+    return node
 
 
 def expand_jobs(params: Mapping[str, Any]) -> list[Job]:
