@@ -260,9 +260,7 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
             else:
                 assert reason.startswith("Input files updated by another job"), (module, address, reason)
         path.write_text(original)
-        # the edit undone, mtime too: with only the content restored, Snakemake's dry run planned
-        # nothing (a newer file of the same checksum), yet its next real run reran every job of a
-        # rewritten file and all that follows (seen in this test), so the revert keeps the mtime
+        # the file as it was, mtime included
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert _dvc_outdated(project) == set() and _snakemake_plan(project) == {}
 
