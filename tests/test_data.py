@@ -152,6 +152,34 @@ def test_images_of_varying_size_are_an_error(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_image_size_resizes_mixed_sizes_at_download(tmp_path, monkeypatch):
+    import PIL.Image
+
+    images = [PIL.Image.new("L", (4, 4), 10), PIL.Image.new("L", (5, 7), 20), PIL.Image.new("L", (4, 4), 30)]
+    raw = datasets.Dataset.from_dict(
+        {"img": images * 4, "y": [0, 1, 0] * 4}, features=features(img=datasets.Image(), y=LABEL)
+    )
+    from metahpo.data import sources
+
+    monkeypatch.setitem(
+        DATASETS._entries, "tiny_images", sources.BundledSource(lambda: datasets.DatasetDict({"train": raw}), "")
+    )
+    info = download_dataset("tiny_images", make_params(tiny_images={"source": "tiny_images", "image_size": 6}), tmp_path / "out")
+    assert info["input_shape"] == [6, 6, 1]
+    data, info = load_prepared(tmp_path / "out")
+    pixels = input_array(data["train"], info)
+    assert pixels.shape[1:] == (6, 6, 1) and set(np.unique(pixels)) <= {10, 20, 30}  # constant images stay constant
+
+
+def test_group_column_is_kept_beside_label_and_input():
+    feats = features(img=datasets.Image(), alphabet=datasets.ClassLabel(names=["a", "b"]), y=LABEL)
+    plan = detect_columns(feats, "omni", columns={"label": "y", "group": "alphabet"})
+    assert plan.roles == {"input": "img", "label": "y", "group": "alphabet"}
+    assert plan.label_column == "y" and "alphabet" not in plan.ignored_columns
+    with pytest.raises(DataError, match="columns.group: column 'note'.*ClassLabel or integer"):
+        detect_columns(features(**feats, note=datasets.Value("string")), "omni", columns={"label": "y", "group": "note"})
+
+
 # --- bundled downloads ----------------------------------------------------------------------------
 
 
@@ -293,6 +321,22 @@ def test_a_qa_dataset_with_other_column_names(tmp_path, monkeypatch):
     data, _ = load_prepared(tmp_path / "qa")
     first = data["train"][0]
     assert first["context"] in passages and first["question"].endswith("?") and len(first["id"]) == 8
+
+
+def test_omniglot_from_mirror_keeps_alphabets_as_groups(mirror, tmp_path):
+    from metahpo.data.prepare import group_array
+
+    info = download_dataset("omniglot", make_params(mirror, omniglot={"source": "omniglot"}), tmp_path / "omniglot")
+    assert info["num_classes"] == 242 and info["input_shape"] == [105, 105, 1]
+    assert len(info["group_names"]) == 8 and "Japanese_(katakana)" in info["group_names"]
+    assert info["columns"]["group"] == "alphabet" and "drawer" in info["ignored_columns"]
+    data, _ = load_prepared(tmp_path / "omniglot")
+    rows = sum(len(data[split]) for split in ("train", "validation", "test"))
+    assert rows == 4840
+    groups = np.concatenate([group_array(data[split]) for split in ("train", "validation", "test")])
+    labels = np.concatenate([label_array(data[split]) for split in ("train", "validation", "test")])
+    # a character belongs to one alphabet
+    assert all(len(set(groups[labels == c])) == 1 for c in np.unique(labels))
 
 
 def test_conll2003_needs_the_tag_column_named(mirror, tmp_path):

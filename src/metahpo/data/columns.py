@@ -10,7 +10,8 @@ The rules, in order (``datasets.<name>.columns`` overrides any role; its roles a
   an error listing them, to be settled with ``columns: {tags: <column>}``); the one sequence-of-strings
   column is ``tokens``.
 - **classification** otherwise: one ClassLabel ``label`` and one Image / string column or numeric
-  scalar columns as ``input``.
+  scalar columns as ``input``; optionally a ``group`` column (only by ``columns``), kept beside them
+  so few-shot splits can hold out whole groups of classes (Omniglot's alphabets).
 
 Columns given no role are recorded as ignored; a column that fits no role of a classification
 dataset (a list, a struct) is an error naming it.
@@ -253,6 +254,23 @@ def _token_plan(features, kinds, overrides, dataset) -> ColumnPlan:
 
 
 def _classification_plan(features, kinds, overrides, dataset) -> ColumnPlan:
+    """Label and input; an optional ``group`` column (e.g. Omniglot's alphabet, for class splits by group)."""
+    group = overrides.get("group")
+    if group is None:
+        return _label_and_input_plan(features, kinds, overrides, dataset)
+    if kinds[group] not in {"label", "numeric"}:
+        raise DataError(
+            f"datasets.{dataset}.columns.group: column {group!r} is {features[group]}; a group is a ClassLabel "
+            "or integer column"
+        )
+    rest = {name: kind for name, kind in kinds.items() if name != group}
+    plan = _label_and_input_plan(features, rest, {r: c for r, c in overrides.items() if r != "group"}, dataset)
+    ignored = [name for name in plan.ignored_columns if name != group]
+    return ColumnPlan(plan.modality, plan.input_columns, plan.label_column, ignored, plan.task_type,
+                      {**plan.roles, "group": group})  # fmt: skip
+
+
+def _label_and_input_plan(features, kinds, overrides, dataset) -> ColumnPlan:
     label = overrides.get("label")
     if label is not None and kinds[label] != "label":
         raise DataError(f"datasets.{dataset}.columns.label: column {label!r} is {features[label]}, not a ClassLabel")
@@ -274,7 +292,7 @@ def _classification_plan(features, kinds, overrides, dataset) -> ColumnPlan:
                 f"datasets.{dataset}.columns.input: column {column!r} is {features[column]}: not an Image, "
                 "string or numeric column"
             )
-        ignored = [name for name in features if name not in (column, labels[0])]
+        ignored = [name for name in kinds if name not in (column, labels[0])]
         return ColumnPlan(modality, [column], labels[0], ignored, roles={"input": column, "label": labels[0]})
 
     unplaceable = [name for name, kind in kinds.items() if kind not in {"label", "image", "text", "numeric"}]

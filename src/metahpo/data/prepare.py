@@ -147,8 +147,9 @@ def _arrow_column(split: datasets.Dataset, column: str):
     return split.with_format("arrow")[column]
 
 
-def _images(split: datasets.Dataset, column: str, dataset: str, split_name: str) -> np.ndarray:
-    """uint8 array (N, H, W, C); grayscale images get C=1, everything else RGB."""
+def _images(split: datasets.Dataset, column: str, dataset: str, split_name: str, size: int | None = None) -> np.ndarray:
+    """uint8 array (N, H, W, C); grayscale images get C=1, everything else RGB; ``size``: each resized
+    to size x size (bilinear), for sources whose images differ in size (Caltech-256, Flowers-102, ...)."""
     feature = split.features[column]
     if not isinstance(feature, datasets.Image):  # pixel arrays (bundled digits)
         pixels = split.with_format("numpy")[:][column].astype(np.uint8)
@@ -160,13 +161,16 @@ def _images(split: datasets.Dataset, column: str, dataset: str, split_name: str)
     for row, item in enumerate(tqdm(encoded, desc=f"{dataset}/{split_name}: decoding images", unit="img", leave=False)):
         image = PIL.Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"])
         grayscale = image.mode in {"1", "L", "LA", "I", "I;16", "F"}
-        array = np.asarray(image.convert("L" if grayscale else "RGB"), dtype=np.uint8)
+        image = image.convert("L" if grayscale else "RGB")
+        if size is not None and image.size != (size, size):
+            image = image.resize((size, size), PIL.Image.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
         array = array[..., None] if grayscale else array
         if arrays and array.shape[:2] != arrays[0].shape[:2]:
             raise DataError(
                 f"{dataset}: images differ in size ({arrays[0].shape[1]}x{arrays[0].shape[0]} and "
-                f"{array.shape[1]}x{array.shape[0]} at row {row} of {split_name}); metahpo needs one image "
-                "size: pick a dataset whose images share a size"
+                f"{array.shape[1]}x{array.shape[0]} at row {row} of {split_name}); set "
+                f"`datasets.{dataset}.image_size` to resize them to one size"
             )
         arrays.append(array)
     channels = max(array.shape[2] for array in arrays)
@@ -180,10 +184,11 @@ def _tabular(split: datasets.Dataset, columns: list[str]) -> np.ndarray:
     )
 
 
-def _convert_classification(split: datasets.Dataset, plan: ColumnPlan, features, dataset: str, split_name: str):
+def _convert_classification(split: datasets.Dataset, plan: ColumnPlan, features, dataset: str, split_name: str,
+                            image_size: int | None = None):  # fmt: skip
     labels = _arrow_column(split, plan.label_column).to_numpy(zero_copy_only=False).astype(np.int64)
     if plan.modality == IMAGE:
-        values = _images(split, plan.input_columns[0], dataset, split_name)
+        values = _images(split, plan.input_columns[0], dataset, split_name, image_size)
         input_feature = datasets.Array3D(shape=values.shape[1:], dtype="uint8")
     elif plan.modality == TEXT:
         values = [text or "" for text in _arrow_column(split, plan.input_columns[0]).to_pylist()]
@@ -191,8 +196,12 @@ def _convert_classification(split: datasets.Dataset, plan: ColumnPlan, features,
     else:
         values = _tabular(split, plan.input_columns)
         input_feature = datasets.List(datasets.Value("float32"), length=values.shape[1])
-    canonical = datasets.Features({"input": input_feature, "label": features[plan.label_column]})
-    return datasets.Dataset.from_dict({"input": values, "label": labels}, features=canonical)
+    canonical = {"input": input_feature, "label": features[plan.label_column]}
+    columns = {"input": values, "label": labels}
+    if "group" in plan.roles:  # kept as its integer code; info's group_names names them
+        columns["group"] = _arrow_column(split, plan.roles["group"]).to_numpy(zero_copy_only=False).astype(np.int64)
+        canonical["group"] = datasets.Value("int64")
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(canonical))
 
 
 def _convert_qa(split: datasets.Dataset, plan: ColumnPlan, source_split: str, rows: np.ndarray):
@@ -228,12 +237,13 @@ def _convert_tokens(split: datasets.Dataset, plan: ColumnPlan, features):
     return datasets.Dataset.from_dict(columns, features=canonical)
 
 
-def _convert(split, plan: ColumnPlan, features, dataset: str, split_name: str, source_split: str, rows: np.ndarray):
+def _convert(split, plan: ColumnPlan, features, dataset: str, split_name: str, source_split: str, rows: np.ndarray,
+             image_size: int | None = None):  # fmt: skip
     if plan.task_type == EXTRACTIVE_QA:
         return _convert_qa(split, plan, source_split, rows)
     if plan.task_type == TOKEN_CLASSIFICATION:
         return _convert_tokens(split, plan, features)
-    return _convert_classification(split, plan, features, dataset, split_name)
+    return _convert_classification(split, plan, features, dataset, split_name, image_size)
 
 
 def _string_sample(split: datasets.Dataset) -> dict[str, list]:
@@ -245,6 +255,20 @@ def _string_sample(split: datasets.Dataset) -> dict[str, list]:
     rows = np.unique(np.linspace(0, len(split) - 1, min(DETECTION_SAMPLE_ROWS, len(split))).astype(np.int64))
     sampled = split.select_columns(strings).select(rows)
     return {name: _arrow_column(sampled, name).to_pylist() for name in strings}
+
+
+def _group_names(features, plan: ColumnPlan) -> list[str] | None:
+    """The names of the group codes (a ClassLabel's names); None without a group or for plain integers."""
+    group = plan.roles.get("group")
+    feature = features[group] if group else None
+    return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+
+
+def group_array(split: datasets.Dataset) -> np.ndarray:
+    """A prepared classification split's group codes (the ``group`` role); DataError when it has none."""
+    if "group" not in split.column_names:
+        raise DataError("the dataset has no group column; set `datasets.<name>.columns: {group: <column>}`")
+    return _arrow_column(split, "group").to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _input_shape(converted: datasets.Dataset, modality: str) -> list[int] | None:
@@ -295,7 +319,8 @@ def prepare_dataset(name: str, spec, download, seed: int, out_dir: str | os.Path
         source_labels = None if labels is None else labels[source_split]
         rows = subsample(rows, source_labels, limits[split_name], seed, split_name)
         converted[split_name] = _convert(
-            splits[source_split].select(rows), plan, features, name, split_name, source_split, rows
+            splits[source_split].select(rows), plan, features, name, split_name, source_split, rows,
+            spec.image_size,
         )
     prepared = datasets.DatasetDict(converted)
 
@@ -321,6 +346,7 @@ def prepare_dataset(name: str, spec, download, seed: int, out_dir: str | os.Path
         "ignored_splits": ignored_splits,
         "num_classes": len(label_names) if label_names else None,
         "label_names": label_names,
+        "group_names": _group_names(features, plan),
         "input_shape": _input_shape(converted["train"], plan.modality),
         "split_sizes": {split_name: len(split) for split_name, split in converted.items()},
         "source_split_sizes": {split_name: len(split) for split_name, split in splits.items()},

@@ -19,7 +19,7 @@ CLASSIFICATION, EXTRACTIVE_QA, TOKEN_CLASSIFICATION = "classification", "extract
 TASK_TYPES = (CLASSIFICATION, EXTRACTIVE_QA, TOKEN_CLASSIFICATION)
 # the canonical roles a source column can be assigned to with ``datasets.<name>.columns``, per task type
 ROLES_BY_TASK_TYPE = {
-    CLASSIFICATION: ("input", "label"),
+    CLASSIFICATION: ("input", "label", "group"),
     EXTRACTIVE_QA: ("id", "question", "context", "answers"),
     TOKEN_CLASSIFICATION: ("tokens", "tags"),
 }
@@ -131,6 +131,11 @@ DATASETS.register(
     HubSource("zalando-datasets/fashion_mnist", "28x28 grayscale clothing, 10 classes", CLASSIFICATION),
 )
 DATASETS.register("cifar10", HubSource("uoft-cs/cifar10", "32x32 colour images (column img), 10 classes", CLASSIFICATION))
+DATASETS.register(
+    "omniglot",
+    HubSource("omniglot/background_small", "Omniglot background-small: 242 characters x 20 drawers, 105x105, "
+              "8 alphabets (column group)", CLASSIFICATION, columns={"label": "label", "group": "alphabet"}),
+)  # fmt: skip
 DATASETS.register("imdb", HubSource("stanfordnlp/imdb", "movie review sentiment, 2 classes", CLASSIFICATION))
 DATASETS.register("ag_news", HubSource("fancyzhx/ag_news", "news topic, 4 classes", CLASSIFICATION))
 DATASETS.register("yelp_review_full", HubSource("Yelp/yelp_review_full", "review stars, 5 classes", CLASSIFICATION))
