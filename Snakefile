@@ -23,6 +23,8 @@ include: "workflow/rules/fit_meta.smk"
 include: "workflow/rules/train_recommended.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/tune.smk"
+include: "workflow/rules/meta_init.smk"
+include: "workflow/rules/fewshot_eval.smk"
 include: "workflow/rules/report.smk"
 
 

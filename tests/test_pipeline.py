@@ -42,7 +42,7 @@ def test_every_stage_has_its_module_rule_and_subcommand(repo_root):
     subcommands = build_parser()._subparsers._group_actions[0].choices
     rule_files = sorted(p.stem for p in (repo_root / "workflow" / "rules").glob("*.smk") if p.stem != "common")
     stage_modules = {p.stem for p in (repo_root / "src" / "metahpo" / "stages").glob("*.py")} - {"__init__"}
-    helpers = {"shared", "task_data"}  # what several stages share; every other module is a stage
+    helpers = {"shared", "task_data", "fewshot_problem"}  # what several stages share; every other module is a stage
     assert stage_modules - helpers == {s.name for s in pipeline.STAGES}
     assert rule_files == sorted(s.name for s in pipeline.STAGES), "one workflow/rules/<stage>.smk per stage"
     for stage in pipeline.STAGES:
@@ -133,6 +133,7 @@ def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     assert rules.count("sweep") == rules.count("train_recommended") == rules.count("tune") == len(params.tasks)
     assert rules.count("download") == rules.count("metafeatures") == len(params.datasets)
     assert rules.count("fit_meta") == rules.count("benchmark") == rules.count("report") == 1
+    assert rules.count("meta_init") == rules.count("fewshot_eval") == 1
 
 
 def _project_copy(repo_root: Path, dest: Path, params_file: Path) -> Path:
@@ -167,14 +168,18 @@ def _ran(output: str) -> set[str]:
 def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
-    # per dataset: download, metafeatures; per task: sweep, tune, train_recommended; once: fit_meta, benchmark, report
-    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 3
+    # per dataset: download, metafeatures; per task: sweep, tune, train_recommended; once: fit_meta,
+    # benchmark, meta_init, fewshot_eval, report
+    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 5
 
     first = _run(["dvc", "repro"], project)
     assert len(_ran(first)) == n_jobs
     report = (project / "results/report/index.html").read_text()
-    for section in ("tasks", "sweeps", "loto", "convergence", "provenance"):
+    for section in ("tasks", "sweeps", "loto", "convergence", "fewshot", "provenance"):
         assert f'id="{section}"' in report
+    fewshot = json.loads((project / "results/fewshot/summary.json").read_text())
+    assert {row["method"] for row in fewshot["table"]} == set(params["fewshot"]["methods"])
+    assert set(fewshot["transfer"]["methods"]) == set(params["fewshot"]["transfer"]["inits"])
     for task in params["tasks"]:
         assert (project / f"results/train/{task}/model.safetensors").stat().st_size > 0
         tuned = pd.read_parquet(project / f"results/tune/{task}.parquet")
@@ -319,3 +324,14 @@ def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, 
         assert task in report
     for metric in ("test f1", "test accuracy"):  # QA / NER and classification tasks side by side
         assert metric in report
+    # few-shot on Omniglot, whole alphabets held out: every method on every setting's episodes
+    fewshot = raw["fewshot"]
+    curves = pd.read_parquet(project / "results/fewshot/curves.parquet")
+    assert set(curves["method"]) == set(fewshot["methods"])
+    assert set(curves["setting"]) == {f"{s['ways']}-way {s['shots']}-shot" for s in fewshot["evaluate"]["settings"]}
+    assert (curves["episodes"] == fewshot["evaluate"]["episodes"]).all()
+    assert curves["accuracy"].between(0, 1).all() and curves["accuracy_ci"].gt(0).any()
+    summary = json.loads((project / "results/fewshot/summary.json").read_text())
+    meta_learned = [r for r in summary["table"] if r["meta_learned"] and r["setting"] == "5-way 1-shot"]
+    assert max(r["accuracy"] for r in meta_learned) > 0.4, "meta-learned inits beat chance (0.2) on held-out alphabets"
+    assert 'id="fewshot"' in report

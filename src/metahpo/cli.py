@@ -118,6 +118,38 @@ def cmd_recommend(args) -> None:
         print(f"{rank:>3}. {shown}  score={'n/a' if score is None else f'{score:.3f}'}")
 
 
+def cmd_fewshot_evaluate(args) -> None:
+    """Score a saved initialization on a fixed episode table (docs/ARCHITECTURE.md, "Episode tables")."""
+    from metahpo.fewshot.episodes import read_episode_table
+    from metahpo.fewshot.evaluate import evaluate_method, summarize
+    from metahpo.fewshot.inits import load_init
+    from metahpo.fewshot.meta_train import new_body
+    from metahpo.fewshot.methods import METHODS, Inner
+    from metahpo.io import write_json
+    from metahpo.training import resolve_device
+
+    if args.steps is not None and args.steps < 0:
+        raise MetahpoError(f"--steps must be 0 or more, got {args.steps}")
+    device = resolve_device(args.device)
+    state, config = load_init(args.init, device)
+    method = METHODS.get(args.method or config["method"])
+    episodes = read_episode_table(args.episodes, config["image_size"], config["in_channels"])
+    inner = Inner(lr=args.lr or config["inner_lr"], train_steps=config["inner_steps"],
+                  steps=config.get("steps", 10) if args.steps is None else args.steps)  # fmt: skip
+    body = new_body(config["in_channels"], config["filters"], 0, device)
+    frame = evaluate_method(method, lambda i: body, lambda i: state, episodes, inner, device, total=len(episodes))
+    frame.insert(0, "setting", Path(args.episodes).name)
+    frame.insert(0, "method", method.name)
+    curves, table = summarize(frame, args.threshold)
+    for row in table.to_dict("records"):
+        print(f"{row['method']} on {len(episodes)} episodes of {row['setting']}: accuracy {row['accuracy']:.4f} "
+              f"+- {row['accuracy_ci']:.4f}, macro-F1 {row['macro_f1']:.4f} +- {row['macro_f1_ci']:.4f} "
+              f"after {row['steps']} steps")  # fmt: skip
+    if args.out:
+        write_json(args.out, {"init": str(args.init), "episodes": str(args.episodes), "table": table.to_dict("records"),
+                              "curve": curves.to_dict("records")})  # fmt: skip
+
+
 def _recommend_source(dataset: str) -> tuple[str, Optional[str]]:
     """(source, mirror): a mirror path <mirror>/<org>/<name> becomes Hub id org/name read from <mirror>."""
     path = Path(dataset).expanduser()
@@ -160,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--top-k", type=int, default=5, help="how many configurations (default: 5)")
     rec.add_argument("--meta-model", default=pipeline.STAGE_BY_NAME["fit_meta"].output("model"), help="fit_meta's model folder")
     rec.add_argument("--max-train", type=int, help="subsample train like the meta-model's tasks did (default: all)")
+    fewshot = sub.add_parser("fewshot", help="few-shot helpers").add_subparsers(dest="fewshot_command", required=True)
+    fse = fewshot.add_parser("evaluate", help="score a saved initialization on a fixed episode table (Parquet)")
+    fse.add_argument("--init", required=True, help="an initialization written by meta_init (.safetensors)")
+    fse.add_argument("--episodes", required=True, help="Parquet table: episode, role (support|query), image, label")
+    fse.add_argument("--method", help="the few-shot method that adapts it (default: the one that trained it)")
+    fse.add_argument("--steps", type=int, help="adaptation steps (default: 10)")
+    fse.add_argument("--lr", type=float, help="adaptation learning rate (default: the init's inner_lr)")
+    fse.add_argument("--threshold", type=float, default=0.9, help="accuracy for steps-to-threshold (default: 0.9)")
+    fse.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    fse.add_argument("--out", help="write the table and the accuracy-vs-steps curve as JSON here")
+    fse.set_defaults(func=cmd_fewshot_evaluate)
     lister = sub.add_parser("list", help="registered datasets or model families")
     lister.add_argument("what", choices=["datasets", "families"])
     lister.set_defaults(func=cmd_list)

@@ -28,6 +28,7 @@ class DatasetParams(Strict):
     max_train: Optional[int] = Field(None, gt=0, description="subsample the train split to this many rows")
     max_validation: Optional[int] = Field(None, gt=0)
     max_test: Optional[int] = Field(None, gt=0)
+    image_size: Optional[int] = Field(None, gt=0, description="resize every image to SxS at download (mixed-size sources)")
     columns: Optional[dict[str, str]] = Field(
         None,
         description="role -> source column, where the features are ambiguous (e.g. {tags: ner_tags}); roles: "
@@ -127,6 +128,89 @@ class TuneParams(Strict):
     trials: int = Field(5, gt=0, description="real trainings per strategy and task")
 
 
+class FewShotSplit(Strict):
+    by: Literal["class", "group", "dataset"] = Field(
+        description="class: label names; group: the dataset's group column (Omniglot alphabets); dataset: domains"
+    )
+    validation: list[str] = Field(default_factory=list, description="held out for meta-validation (model selection)")
+    test: list[str] = Field(min_length=1, description="held out for meta-testing; every other class meta-trains")
+
+
+class EpisodeSetting(Strict):
+    ways: int = Field(gt=1)
+    shots: int = Field(gt=0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ways}-way {self.shots}-shot"
+
+
+class MetaTrainParams(Strict):
+    ways: int = Field(5, gt=1, description="classes per meta-training episode")
+    shots: int = Field(1, gt=0)
+    queries: int = Field(5, gt=0, description="query images per class")
+    iterations: int = Field(1000, gt=0, description="outer steps (pretraining: batches)")
+    meta_batch: int = Field(4, gt=0, description="episodes per outer step")
+    meta_lr: float = Field(0.001, gt=0, description="Adam's learning rate in the outer loop (and pretraining)")
+    inner_lr: float = Field(0.01, gt=0, description="the task learning rate of the inner loop and of adaptation")
+    inner_steps: int = Field(1, gt=0, description="inner steps while meta-training")
+    second_order: bool = Field(True, description="maml and metasgd differentiate through the inner loop")
+    batch_size: int = Field(64, gt=0, description="pretraining batch (the supervised baselines)")
+    validate_every: int = Field(100, gt=0, description="outer steps between meta-validation scores")
+    validation_episodes: int = Field(50, gt=0)
+    checkpoint_every: int = Field(50, gt=0, description="outer steps between resumable checkpoints")
+
+
+class FewShotEvalParams(Strict):
+    settings: list[EpisodeSetting] = Field(min_length=1, description="the N-way K-shot problems of meta-testing")
+    queries: int = Field(15, gt=0, description="query images per class")
+    episodes: int = Field(600, gt=1, description="meta-test episodes per setting (same episodes for every method)")
+    steps: int = Field(10, ge=0, description="adaptation steps; accuracy is recorded after each of 0..steps")
+    threshold: float = Field(0.9, gt=0, le=1, description="accuracy whose first step and seconds are reported")
+
+
+class TransferParams(Strict):
+    """Ordinary (non-episodic) training of the conv4 family on the meta-test classes, from each init."""
+
+    inits: list[str] = Field(min_length=1, description="methods whose init starts the training; random_init: none")
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    lr: float = Field(0.001, gt=0)
+    threshold: float = Field(0.8, gt=0, le=1, description="validation accuracy to reach")
+
+
+class FewShotParams(Strict):
+    datasets: list[str] = Field(min_length=1, description="image datasets under `datasets` whose classes are pooled")
+    image_size: Optional[int] = Field(None, gt=0, description="resize to SxS (Omniglot: 28); null: as prepared")
+    split: FewShotSplit
+    rotations: bool = Field(False, description="meta-train classes x4 by 90-degree rotations (the Omniglot convention)")
+    filters: int = Field(64, gt=0, description="Conv-4 width")
+    methods: list[str] = Field(min_length=1, description="registered few-shot methods (see docs/ARCHITECTURE.md)")
+    meta_train: MetaTrainParams = MetaTrainParams()
+    evaluate: FewShotEvalParams
+    transfer: Optional[TransferParams] = None
+
+    @field_validator("methods")
+    @classmethod
+    def _registered(cls, methods: list[str]) -> list[str]:
+        from metahpo.fewshot.methods import METHODS
+
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; valid names: {', '.join(METHODS.names())}")
+        if len(set(methods)) != len(methods):
+            raise ValueError("a method is listed twice")
+        return methods
+
+    @model_validator(mode="after")
+    def _transfer_inits_are_methods(self) -> "FewShotParams":
+        if self.transfer is not None:
+            unknown = [m for m in self.transfer.inits if m not in self.methods]
+            if unknown:
+                raise ValueError(f"transfer.inits {unknown} are not in fewshot.methods {self.methods}")
+        return self
+
+
 class ReportParams(Strict):
     title: str = "Meta-learned hyperparameter tuning"
 
@@ -145,6 +229,7 @@ class Params(Strict):
     train_recommended: TrainParams = TrainParams()
     benchmark: BenchmarkParams = BenchmarkParams()
     tune: TuneParams = TuneParams()
+    fewshot: Optional[FewShotParams] = Field(None, description="few-shot meta-learning; null: off in this profile")
     report: ReportParams = ReportParams()
 
     @field_validator("datasets", "tasks")
@@ -233,6 +318,12 @@ def _check_against_registries(params: Params) -> list[str]:
             family = FAMILIES.get(params.registered_family(task.family))
             problems.extend(_task_type_mismatch(name, params.datasets[task.dataset].source, task, family))
     problems.extend(_unknown_strategies(params))
+    if params.fewshot is not None:
+        problems.extend(
+            f"fewshot.datasets: {name!r} is not under datasets; valid names: {', '.join(sorted(params.datasets))}"
+            for name in params.fewshot.datasets
+            if name not in params.datasets
+        )
     return problems
 
 
@@ -285,14 +376,18 @@ def _format(err: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
+def _empty(field) -> str:
+    return "null" if field.default is None else "{}"
+
+
 def validate_params(raw: Any, source: str = "params") -> Params:
     """Validate a parsed params mapping; raise ParamsError listing every problem by key path."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     # DVC tracks params by key and fails on an absent one, so a params file states every section
     # (inside a section, defaults apply: DVC tracks the section as a whole).
-    missing = [f"{key}: missing (DVC tracks it; write e.g. `{key}: {{}}` for the defaults)"
-               for key in Params.model_fields if key not in raw]
+    missing = [f"{key}: missing (DVC tracks it; write e.g. `{key}: {_empty(field)}` for the defaults)"
+               for key, field in Params.model_fields.items() if key not in raw]
     try:
         params = Params(**raw)
     except ValidationError as err:
