@@ -27,7 +27,7 @@ from metahpo.report.tables import MISSING, Table
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SECTION_IDS = ("tasks", "sweeps", "loto", "strategies", "convergence", "provenance")
+SECTION_IDS = ("tasks", "sweeps", "loto", "strategies", "convergence", "fewshot", "provenance")
 TASKS = {"digits-mlp": "digits", "wine-mlp": "wine", "digits-cnn": "digits"}
 TRAINED = ("digits-mlp", "digits-cnn")  # wine-mlp has no train_recommended result
 GRID = [(lr, hidden) for lr in (0.001, 0.01, 0.1) for hidden in (64, 128)]
@@ -656,3 +656,256 @@ def test_missing_benchmark_outputs_become_notes(tmp_path, html):
     assert "not available: results/tune/ holds no &lt;task&gt;.parquet (run the tune stage)" in strategies
     family = strategies.split('id="strategies-mlp"', 1)[1]
     assert family.count("<img") == 2 and "<table>" not in family  # the figures need only regret.parquet
+
+
+# --- few-shot meta-learned initialization ------------------------------------------------------
+
+FEWSHOT_RAW = {
+    "datasets": ["digits"],
+    "split": {"by": "class", "validation": ["4"], "test": ["5", "6", "7", "8", "9"]},
+    "filters": 16,
+    "methods": ["maml", "protonet", "random_init", "pretrain_head"],
+    "meta_train": {"iterations": 40, "validate_every": 20, "inner_lr": 0.1, "inner_steps": 2},
+    "evaluate": {"settings": [{"ways": 5, "shots": 1}, {"ways": 5, "shots": 5}], "episodes": 50, "steps": 3,
+                 "threshold": 0.6},
+    "transfer": {"inits": ["maml", "random_init", "pretrain_head"], "epochs": 4, "threshold": 0.9},
+}  # fmt: skip
+FEWSHOT_SETTINGS = ("5-way 1-shot", "5-way 5-shot")
+# mean query accuracy after steps 0..3 per (method, setting); the interval is 0.03 everywhere
+FEWSHOT_ACCURACY = {
+    ("maml", "5-way 1-shot"): [0.2, 0.45, 0.55, 0.62], ("maml", "5-way 5-shot"): [0.2, 0.6, 0.7, 0.72],
+    ("protonet", "5-way 1-shot"): [0.59, 0.59, 0.59, 0.59], ("protonet", "5-way 5-shot"): [0.8, 0.8, 0.8, 0.8],
+    ("random_init", "5-way 1-shot"): [0.2, 0.25, 0.3, 0.32], ("random_init", "5-way 5-shot"): [0.2, 0.3, 0.35, 0.4],
+    ("pretrain_head", "5-way 1-shot"): [0.2, 0.4, 0.5, 0.55], ("pretrain_head", "5-way 5-shot"): [0.2, 0.55, 0.66, 0.7],
+}  # fmt: skip
+FEWSHOT_META_LEARNED = {"maml": True, "protonet": True, "random_init": False, "pretrain_head": False}
+FEWSHOT_STEP_SECONDS = 0.004  # mean adaptation seconds per step
+
+
+def _fewshot_params(fewshot) -> dict:
+    raw = copy.deepcopy(RAW_PARAMS)
+    raw["fewshot"] = copy.deepcopy(fewshot)
+    return raw
+
+
+def _fewshot_curves() -> pd.DataFrame:
+    rows = [
+        {"method": method, "setting": setting, "step": step, "accuracy": value, "accuracy_ci": 0.03,
+         "macro_f1": value - 0.02, "macro_f1_ci": 0.031, "seconds": FEWSHOT_STEP_SECONDS * step, "episodes": 50}
+        for (method, setting), values in FEWSHOT_ACCURACY.items()
+        for step, value in enumerate(values)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _fewshot_table(threshold: float) -> list[dict]:
+    rows = []
+    for (method, setting), values in FEWSHOT_ACCURACY.items():
+        reached = next((step for step, value in enumerate(values) if value >= threshold), None)
+        rows.append(
+            {
+                "method": method, "setting": setting, "episodes": 50, "steps": 3, "accuracy": values[-1],
+                "accuracy_ci": 0.03, "macro_f1": values[-1] - 0.02, "macro_f1_ci": 0.031,
+                "steps_to_threshold": float("nan") if reached is None else float(reached),
+                "seconds_to_threshold": float("nan") if reached is None else FEWSHOT_STEP_SECONDS * reached,
+                "meta_learned": FEWSHOT_META_LEARNED[method],
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _init_config(init: str, method: str, training: str, seconds: float, memory: float) -> dict:
+    history = [
+        {"iteration": i, "loss": 2.0 - 0.03 * i, "seconds": 0.3 * i,
+         **({"val_accuracy": 0.3 + 0.005 * i} if i % 20 == 0 else {})}
+        for i in range(1, 41)
+    ]  # fmt: skip
+    return {
+        "format": 1, "init": init, "method": method, "training": training, "in_channels": 1, "image_size": 8,
+        "filters": 16, "inner_lr": 0.1, "inner_steps": 2, "steps": 3, "seconds": seconds, "peak_memory_mb": memory,
+        "best_iteration": 20, "iterations": 40, "device": "cuda (NVIDIA H200)", "history": history,
+    }  # fmt: skip
+
+
+def _write_fewshot_results(root: Path) -> None:
+    """The meta_init and fewshot_eval stages' outputs (docs/ARCHITECTURE.md); pretrain's config is missing."""
+    inits = root / "meta_init" / "inits"
+    manifest = {i: f"{i}.safetensors" for i in ("maml", "pretrain", "protonet")}
+    write_json(inits / "inits.json", {"enabled": True, "device": "cuda (NVIDIA H200)", "inits": manifest})
+    write_json(inits / "maml.json", _init_config("maml", "maml", "episodic", 12.5, 123.4))
+    write_json(inits / "protonet.json", _init_config("protonet", "protonet", "episodic", 8.0, 64.0))
+    write_parquet(root / "fewshot" / "curves.parquet", _fewshot_curves())
+    write_json(
+        root / "fewshot" / "summary.json",
+        {
+            "enabled": True, "device": "cuda (NVIDIA H200)", "threshold": 0.6, "table": _fewshot_table(0.6),
+            "meta_training": {
+                "maml": {"seconds": 12.5, "peak_memory_mb": 123.4, "best_iteration": 20, "iterations": 40},
+                "pretrain": {"seconds": 4.0, "peak_memory_mb": 50.0, "best_iteration": 40, "iterations": 40},
+                "protonet": {"seconds": 8.0, "peak_memory_mb": 64.0, "best_iteration": 20, "iterations": 40},
+            },
+            "transfer": {
+                "classes": 5, "train_rows": 540, "steps_per_epoch": 17, "threshold": 0.9,
+                "methods": {
+                    "maml": {"state": "ok", "init": "maml", "val_accuracy": [0.7, 0.92, 0.95, 0.96],
+                             "seconds": [1.0, 1.0, 1.0, 1.0], "test_accuracy": 0.951, "epochs_to_threshold": 2,
+                             "steps_to_threshold": 34, "seconds_to_threshold": 2.0},
+                    "random_init": {"state": "ok", "init": "random", "val_accuracy": [0.5, 0.7, 0.85, 0.91],
+                                    "seconds": [1.0, 1.5, 1.0, 1.0], "test_accuracy": 0.9, "epochs_to_threshold": 4,
+                                    "steps_to_threshold": 68, "seconds_to_threshold": 4.5},
+                    "pretrain_head": {"state": "failed", "message": f"boom {HOSTILE}"},
+                },
+            },
+        },
+    )  # fmt: skip
+
+
+def _build_with(tmp_path: Path, raw: dict, write=None) -> str:
+    """The fewshot section of a report over the shared results plus what ``write`` adds."""
+    results = tmp_path / "results"
+    _write_results(results)
+    if write is not None:
+        write(results)
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    build_report(unchecked_params(raw), params_path, results, tmp_path / "index.html")
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert HOSTILE not in html
+    return _section(html, "fewshot")
+
+
+@pytest.fixture(scope="module")
+def fewshot(tmp_path_factory) -> str:
+    return _build_with(tmp_path_factory.mktemp("fewshot"), _fewshot_params(FEWSHOT_RAW), _write_fewshot_results)
+
+
+def _captioned(html: str, caption_start: str) -> str:
+    """The table whose caption starts with ``caption_start``."""
+    assert f"<caption>{caption_start}" in html, caption_start
+    return html.split(f"<caption>{caption_start}", 1)[1].split("</table>", 1)[0]
+
+
+def test_fewshot_section_sits_before_provenance(html):
+    assert html.index('<section id="convergence">') < html.index('<section id="fewshot">') < html.index(
+        '<section id="provenance">'
+    )
+    assert "Few-shot meta-learned initialization" in _section(html, "fewshot")
+
+
+def test_fewshot_figures_are_inline_pngs(fewshot):
+    # accuracy against steps (one panel per setting), meta-training curves, transfer curves
+    sources = re.findall(r'<img\s+src="([^"]*)"', fewshot)
+    assert len(sources) == 3
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(PNG_SIGNATURE)
+    comparison = fewshot.split('id="fewshot-comparison"', 1)[1].split("<h3", 1)[0]
+    training = fewshot.split('id="fewshot-meta-training"', 1)[1].split("<h3", 1)[0]
+    transfer = fewshot.split('id="fewshot-transfer"', 1)[1]
+    assert [block.count("<img") for block in (comparison, training, transfer)] == [1, 1, 1]
+    assert 'alt="mean query accuracy against adaptation steps' in comparison
+
+
+def test_fewshot_comparison_table_per_setting(fewshot):
+    assert "threshold 0.6 mean query accuracy; evaluated on cuda (NVIDIA H200)." in fewshot
+    assert "50 episodes per setting" in fewshot and "5 held out for meta-testing (5, 6, 7, 8, 9)" in fewshot
+    one_shot = _captioned(fewshot, "5-way 1-shot")
+    assert "<th>method</th><th>kind</th>" + "".join(
+        f'<th class="num">{name}</th>'
+        for name in ("accuracy ±95% CI", "macro-F1 ±95% CI", "steps k", "steps to ≥0.6", "adaptation ms to ≥0.6",
+                     "adaptation ms, k steps", "episodes")
+    ) + "<th>best</th>" in one_shot  # fmt: skip
+    # maml reaches 0.6 at step 3 (12 ms) and is best; protonet (0.59 ±0.03) overlaps it; the others do not
+    assert _table_row(one_shot, "maml") == [
+        "meta-learned", "0.620 ±0.030", "0.600 ±0.031", "3", "3", "12.0", "12.0", "50", "best"
+    ]  # fmt: skip
+    assert _table_row(one_shot, "protonet") == ["meta-learned", "0.590 ±0.030", "0.570 ±0.031", "3", "not reached",
+                                                "not reached", "12.0", "50", "CI overlaps best"]  # fmt: skip
+    assert _table_row(one_shot, "random_init")[0] == "baseline" and _table_row(one_shot, "random_init")[-1] == ""
+    assert _table_row(one_shot, "pretrain_head")[-1] == ""
+    five_shot = _captioned(fewshot, "5-way 5-shot")
+    protonet = _table_row(five_shot, "protonet")
+    assert protonet[3:6] == ["3", "0", "0.0"] and protonet[-1] == "best"  # flat from step 0
+    assert _table_row(five_shot, "maml")[-1] == ""
+    # the params' method order, settings in the params' order
+    positions = [one_shot.index(f"<td>{method}</td>") for method in ("maml", "protonet", "random_init")]
+    assert positions == sorted(positions)
+    assert fewshot.index("<caption>5-way 1-shot") < fewshot.index("<caption>5-way 5-shot")
+
+
+def test_fewshot_meta_training_cost(fewshot):
+    cost = _captioned(fewshot, "the cost of each initialization")
+    # trained by, training, iterations, selected, last loss, meta-val at selected, seconds, s/iteration, MB, device
+    assert _table_row(cost, "maml") == [
+        "maml", "episodic", "40", "20", "0.800", "0.400", "12.5", "0.3125", "123.4", "cuda (NVIDIA H200)"
+    ]  # fmt: skip
+    # pretrain's config is missing: a note, and the summary's figures
+    missing = "pretrain: not available: results/meta_init/inits/pretrain.json not found (run the meta_init stage)"
+    assert missing in fewshot
+    assert _table_row(cost, "pretrain") == [MISSING, MISSING, "40", "40", MISSING, MISSING, "4.0", "0.1", "50.0",
+                                            "cuda (NVIDIA H200)"]  # fmt: skip
+    assert cost.index("<td>maml</td>") < cost.index("<td>protonet</td>") < cost.index("<td>pretrain</td>")
+
+
+def test_fewshot_transfer_table(fewshot):
+    transfer = _captioned(fewshot, "5 meta-test classes as one classification task")
+    assert "540 training rows, 17 steps per epoch; threshold 0.9 val accuracy" in transfer
+    # init, state, test, best val, epochs, steps, seconds to threshold, total seconds, steps vs random_init
+    assert _table_row(transfer, "maml") == ["maml", "ok", "0.951", "0.960", "2", "34", "2.0", "4.0", "0.50×"]
+    assert _table_row(transfer, "random_init") == ["random", "ok", "0.900", "0.910", "4", "68", "4.5", "4.5", "1.00×"]
+    assert _table_row(transfer, "pretrain_head") == [MISSING, "failed"] + [MISSING] * 7
+    assert f"pretrain_head: failed: boom {ESCAPED}" in fewshot
+
+
+def test_fewshot_off_in_the_profile_is_said(tmp_path, html):
+    off = "The few-shot capability is off in this profile (fewshot: null in the params)"
+    assert off in _section(html, "fewshot")  # the shared params have no fewshot section
+    section = _build_with(
+        tmp_path, _fewshot_params(None),
+        lambda root: (write_json(root / "fewshot" / "summary.json", {"enabled": False}),
+                      write_json(root / "meta_init" / "inits" / "inits.json", {"enabled": False, "inits": {}})),
+    )  # fmt: skip
+    assert off in section and "<img" not in section and "<table>" not in section and "not available" not in section
+    # a summary written with the capability off, read with it on, says so too
+    stale = _build_with(tmp_path / "stale", _fewshot_params(FEWSHOT_RAW),
+                        lambda root: write_json(root / "fewshot" / "summary.json", {"enabled": False}))  # fmt: skip
+    assert off in stale and "<img" not in stale
+
+
+def test_fewshot_missing_outputs_become_notes(tmp_path):
+    section = _build_with(tmp_path, _fewshot_params(FEWSHOT_RAW))
+    assert "not available: results/fewshot/ not found (run the fewshot_eval stage)" in section
+    assert "not available: results/meta_init/ not found (run the meta_init stage)" in section
+    assert "<img" not in section and "<table>" not in section
+
+    def without_curves_and_configs(root: Path) -> None:
+        _write_fewshot_results(root)
+        (root / "fewshot" / "curves.parquet").unlink()
+        (root / "meta_init" / "inits" / "maml.json").unlink()
+        (root / "meta_init" / "inits" / "protonet.json").unlink()
+        (root / "meta_init" / "inits" / "inits.json").write_text("{not json", encoding="utf-8")
+
+    partial = _build_with(tmp_path / "partial", _fewshot_params(FEWSHOT_RAW), without_curves_and_configs)
+    assert "not available: results/fewshot/curves.parquet not found (run the fewshot_eval stage)" in partial
+    assert "not available: results/meta_init/inits/inits.json could not be read (JSONDecodeError" in partial
+    comparison = partial.split('id="fewshot-comparison"', 1)[1].split("<h3", 1)[0]
+    assert "<img" not in comparison and _table_row(_captioned(partial, "5-way 1-shot"), "maml")[-1] == "best"
+    assert _table_row(_captioned(partial, "5-way 1-shot"), "maml")[6] == MISSING  # ms after k steps: from curves
+    # the cost table falls back to the summary's figures; no history: no meta-training figure
+    training = partial.split('id="fewshot-meta-training"', 1)[1].split("<h3", 1)[0]
+    assert "<img" not in training and _table_row(training, "maml")[6] == "12.5"
+    assert partial.split('id="fewshot-transfer"', 1)[1].count("<img") == 1
+
+
+def test_fewshot_without_transfer_says_so(tmp_path):
+    raw = _fewshot_params({**FEWSHOT_RAW, "transfer": None})
+
+    def without_transfer(root: Path) -> None:
+        _write_fewshot_results(root)
+        summary = json.loads((root / "fewshot" / "summary.json").read_text(encoding="utf-8"))
+        write_json(root / "fewshot" / "summary.json", {**summary, "transfer": None})
+
+    section = _build_with(tmp_path, raw, without_transfer)
+    transfer = section.split('id="fewshot-transfer"', 1)[1]
+    assert "not run: fewshot.transfer is null in the params" in transfer
+    assert "<img" not in transfer and "<table>" not in transfer

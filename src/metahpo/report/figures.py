@@ -66,15 +66,20 @@ def hyperparameter_figure(panels: Sequence[dict]) -> str:
     return to_data_uri(figure)
 
 
-def learning_curves_figure(curves: Sequence[tuple[str, Sequence[float]]]) -> str:
-    """Val metric per epoch; ``curves``: (label, values) pairs."""
+def learning_curves_figure(curves: Sequence[tuple[str, Sequence[float]]], ylabel: str = "val metric",
+                           colors: Sequence[str] | None = None, threshold: float | None = None) -> str:  # fmt: skip
+    """Val metric per epoch; ``curves``: (label, values) pairs; ``colors``: one per curve (None: the
+    default cycle); ``threshold``: a dotted horizontal line, the target value."""
     figure = _figure(5.2, 2.8)
     ax = figure.subplots()
-    for label, values in curves:
-        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+    for index, (label, values) in enumerate(curves):
+        color = {"color": colors[index]} if colors is not None else {}
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label, **color)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.3", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val metric")
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     return to_data_uri(figure)
@@ -145,4 +150,78 @@ def best_so_far_figure(runs: Sequence[dict], ylabel: str) -> str:
     handles, labels = by_trial.get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize="small", frameon=False)
+    return to_data_uri(figure)
+
+
+ACCURACY_LIMITS = (-0.02, 1.02)  # accuracies and F1 lie in [0, 1]; wide intervals (few episodes) are cut here
+
+
+def step_curves_figure(panels: Sequence[dict], ylabel: str, threshold: float | None = None) -> str:
+    """A score against adaptation steps, one panel per setting, one line per method with its 95% band.
+
+    ``panels``: one dict per panel: ``title`` and ``curves``, one dict per method: ``label``,
+    ``color``, ``dashed`` (a baseline), ``x`` (steps), ``mean``, ``low``, ``high`` (equal lengths;
+    NaN bounds draw no band there). ``threshold``: a dotted horizontal line, the target score.
+    """
+    width = 0.7 + 3.0 * len(panels) + 2.4  # the legend sits right of the panels
+    figure = _figure(width, 3.2, right=2.4, top=0.35, wspace=0.08)
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels):
+        for curve in panel["curves"]:
+            x, low, high = (np.asarray(curve[key], dtype=float) for key in ("x", "low", "high"))
+            ax.plot(x, curve["mean"], color=curve["color"], label=curve["label"], linewidth=1.5,
+                    linestyle="--" if curve.get("dashed") else "-", marker="o", markersize=2.5)  # fmt: skip
+            banded = np.isfinite(low) & np.isfinite(high)
+            if banded.any():
+                ax.fill_between(x, low, high, where=banded, color=curve["color"], alpha=0.12, linewidth=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.3", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(*ACCURACY_LIMITS)
+        ax.set_title(panel["title"], fontsize="medium")
+        ax.set_xlabel("adaptation steps")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return to_data_uri(figure)
+
+
+def meta_training_figure(curves: Sequence[dict]) -> str:
+    """Training loss (left) and meta-validation accuracy (right, if any init has one) against iterations.
+
+    ``curves``: one dict per initialization: ``label``, ``color``, ``iterations`` and ``loss``
+    (equal lengths), ``val_iterations`` and ``val_accuracy`` (equal lengths, may be empty) and
+    ``best`` (the selected iteration, marked on the validation curve; None: not marked).
+    """
+    validated = any(len(curve["val_accuracy"]) for curve in curves)
+    panels = 2 if validated else 1
+    figure = _figure(0.7 + 3.4 * panels + 2.2 + (0.5 if validated else 0), 3.0, right=2.2, top=0.15,
+                     wspace=0.3 if validated else 0.1)  # fmt: skip
+    axes = figure.subplots(1, panels, squeeze=False, sharex=True)[0]
+    loss_ax = axes[0]
+    for curve in curves:
+        loss_ax.plot(curve["iterations"], curve["loss"], color=curve["color"], label=curve["label"], linewidth=1)
+    loss_ax.set_ylabel("training loss")
+    if validated:
+        val_ax = axes[1]
+        for curve in curves:
+            if not len(curve["val_accuracy"]):
+                continue
+            val_ax.plot(curve["val_iterations"], curve["val_accuracy"], color=curve["color"], marker="o", markersize=3,
+                        linewidth=1.2, label=curve["label"])  # fmt: skip
+            if curve.get("best") in list(curve["val_iterations"]):
+                at = list(curve["val_iterations"]).index(curve["best"])
+                val_ax.plot([curve["best"]], [curve["val_accuracy"][at]], color=curve["color"], marker="*",
+                            markersize=10, linestyle="none")  # fmt: skip
+        val_ax.set_ylim(*ACCURACY_LIMITS)
+        val_ax.set_ylabel("meta-validation accuracy")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("iteration")
+        ax.grid(True, alpha=0.3)
+    handles, labels = loss_ax.get_legend_handles_labels()
+    if handles:
+        axes[-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return to_data_uri(figure)

@@ -7,6 +7,7 @@ that the report prints in place of the missing part, so one absent file never si
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -28,6 +29,11 @@ TUNE_COLUMNS = (
     "task", "strategy", "trial", "config", "state", "val_metric", "best_val_metric", "test_metric",
     "cumulative_seconds", "note",
 )  # fmt: skip
+FEWSHOT_CURVE_COLUMNS = (
+    "method", "setting", "step", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "seconds", "episodes",
+)  # fmt: skip
+INITS_MANIFEST = "inits.json"  # the meta_init stage's manifest in its output folder
+INIT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 
 Loaded = tuple[Optional[Any], Optional[str]]
 
@@ -101,6 +107,22 @@ class ResultsTree:
 
     def tune(self, task: str) -> Loaded:
         return self._frame("tune", ".parquet", TUNE_COLUMNS, task)
+
+    def fewshot_summary(self) -> Loaded:
+        return self._output("fewshot_eval", "summary.json", read_json)
+
+    def fewshot_curves(self) -> Loaded:
+        return self._frame("fewshot_eval", "curves.parquet", FEWSHOT_CURVE_COLUMNS)
+
+    def meta_inits(self) -> Loaded:
+        """The meta_init stage's manifest: ``{"enabled", "device", "inits": {init: "<init>.safetensors"}}``."""
+        return self._load(f"{self.relative('meta_init', 'inits')}/{INITS_MANIFEST}", "meta_init", read_json)
+
+    def meta_init_config(self, init: str) -> Loaded:
+        """``<init>.json`` beside the init's weights: how it was trained, its meta-training curve and cost."""
+        if not re.fullmatch(INIT_NAME, init) or f"{init}.json" == INITS_MANIFEST:  # a name, never a path
+            return None, f"not available: {init!r} is not an initialization name"
+        return self._load(f"{self.relative('meta_init', 'inits')}/{init}.json", "meta_init", read_json)
 
     def _frame(self, stage: str, suffix: str, required: tuple[str, ...], key: Optional[str] = None) -> Loaded:
         relative = self.relative(stage, suffix, key)
