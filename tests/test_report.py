@@ -731,7 +731,8 @@ def _write_fewshot_results(root: Path) -> None:
     """The meta_init and fewshot_eval stages' outputs (docs/ARCHITECTURE.md); pretrain's config is missing."""
     inits = root / "meta_init" / "inits"
     manifest = {i: f"{i}.safetensors" for i in ("maml", "pretrain", "protonet")}
-    write_json(inits / "inits.json", {"enabled": True, "device": "cuda (NVIDIA H200)", "inits": manifest})
+    write_json(inits / "inits.json", {"enabled": True, "device": "cuda (NVIDIA H200)", "inits": manifest,
+                                      "order": ["maml", "protonet", "pretrain"]})
     write_json(inits / "maml.json", _init_config("maml", "maml", "episodic", 12.5, 123.4))
     write_json(inits / "protonet.json", _init_config("protonet", "protonet", "episodic", 8.0, 64.0))
     write_parquet(root / "fewshot" / "curves.parquet", _fewshot_curves())

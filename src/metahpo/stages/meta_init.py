@@ -54,7 +54,8 @@ def run(params, job) -> None:
         chosen = f"best meta-validation at step {result.best_iteration}" if validation else "no meta-validation split: the last step"
         print(f"meta_init {init}: {result.seconds:.0f} s, {chosen}")
     with atomic_dir(out) as tmp:
-        manifest = {"enabled": True, "device": describe_device(device), "inits": {}}
+        # "order": fewshot.methods' order, which the report keeps (JSON objects are written with sorted keys)
+        manifest = {"enabled": True, "device": describe_device(device), "inits": {}, "order": list(trained)}
         for init, (method, result, _) in trained.items():
             config = {
                 "init": init, "method": method.name, "training": method.training,

@@ -239,8 +239,10 @@ def _meta_training(fewshot: FewShotParams, results: ResultsTree, summary: Option
             notes.append("meta_init ran with fewshot: null: no initialization was trained (rerun the meta_init stage)")
     from_summary = (summary or {}).get("meta_training")
     from_summary = from_summary if isinstance(from_summary, dict) else {}
+    listed = (manifest or {}).get("order")
+    listed = [str(name) for name in listed] if isinstance(listed, list) else []
     names = [str(name) for name in (manifest or {}).get("inits", {})] + [str(name) for name in from_summary]
-    order = list(dict.fromkeys(names))  # the manifest's order: meta_init trains them in fewshot.methods order
+    order = display_order(names, listed)  # the manifest's order: meta_init trains them in fewshot.methods order
     configs = {}
     if manifest is not None:
         for init in order:
