@@ -130,11 +130,15 @@ def cmd_fewshot_evaluate(args) -> None:
 
     if args.steps is not None and args.steps < 0:
         raise MetahpoError(f"--steps must be 0 or more, got {args.steps}")
+    if args.lr is not None and not args.lr > 0:
+        raise MetahpoError(f"--lr must be above 0, got {args.lr}")
+    if not 0 < args.threshold <= 1:
+        raise MetahpoError(f"--threshold is an accuracy in (0, 1], got {args.threshold}")
     device = resolve_device(args.device)
     state, config = load_init(args.init, device)
     method = METHODS.get(args.method or config["method"])
     episodes = read_episode_table(args.episodes, config["image_size"], config["in_channels"])
-    inner = Inner(lr=args.lr or config["inner_lr"], train_steps=config["inner_steps"],
+    inner = Inner(lr=config["inner_lr"] if args.lr is None else args.lr, train_steps=config["inner_steps"],
                   steps=config.get("steps", 10) if args.steps is None else args.steps)  # fmt: skip
     body = new_body(config["in_channels"], config["filters"], 0, device)
     frame = evaluate_method(method, lambda i: body, lambda i: state, episodes, inner, device, total=len(episodes))
@@ -197,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     fse.add_argument("--init", required=True, help="an initialization written by meta_init (.safetensors)")
     fse.add_argument("--episodes", required=True, help="Parquet table: episode, role (support|query), image, label")
     fse.add_argument("--method", help="the few-shot method that adapts it (default: the one that trained it)")
-    fse.add_argument("--steps", type=int, help="adaptation steps (default: 10)")
+    fse.add_argument("--steps", type=int, help="adaptation steps (default: the init's evaluation steps)")
     fse.add_argument("--lr", type=float, help="adaptation learning rate (default: the init's inner_lr)")
     fse.add_argument("--threshold", type=float, default=0.9, help="accuracy for steps-to-threshold (default: 0.9)")
     fse.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -217,7 +217,10 @@ def read_episode_table(path: str | os.PathLike, image_size: Optional[int], chann
             part = rows[rows["role"] == role]
             if part.empty:
                 raise DataError(f"{path}: episode {number} has no {role} set (column role)")
-            sets[role] = (_decode(part["image"], path, number, channels), torch.as_tensor(part["label"].to_numpy(), dtype=torch.int64))
+            labels = torch.from_numpy(np.array(part["label"].to_numpy(), dtype=np.int64))  # a copy: pandas' is read-only
+            sets[role] = (_decode(part["image"], path, number, channels), labels)
+        if sets["support"][0].shape[1:] != sets["query"][0].shape[1:]:
+            raise DataError(f"{path}: episode {number}: images in column image differ in size between support and query")
         support_labels = set(sets["support"][1].tolist())
         if not set(sets["query"][1].tolist()) <= support_labels:
             raise DataError(f"{path}: episode {number} has query labels (column label) that its support set lacks")

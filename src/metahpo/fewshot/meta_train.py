@@ -161,7 +161,7 @@ def _supervised(method: Method, body: nn.Module, pool: ClassPool, sampler: Episo
         y = torch.from_numpy(labels[picked] * turns + turn)
         loss = F.cross_entropy(logits_fn(forward(body, state_body(state), x.to(device)), state), y.to(device))
         loss.backward()
-        return float(loss)
+        return float(loss.detach())
 
     return state, step
 

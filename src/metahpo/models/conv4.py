@@ -53,10 +53,16 @@ class Conv4Classifier(nn.Module):
     def load_body(self, state: dict[str, torch.Tensor]) -> None:
         """The init's body weights; only BatchNorm's running statistics may be absent."""
         weights = {n: v for n, v in state.items() if not n.startswith("lr.")}
-        missing, unexpected = self.body.load_state_dict(weights, strict=False)
+        own = self.body.state_dict()
         stats = ("running_mean", "running_var", "num_batches_tracked")
-        if unexpected or any(not name.endswith(stats) for name in missing):
-            raise ValueError(f"the init does not fit this Conv-4: missing {missing}, unexpected {unexpected}")
+        missing = [name for name in own if name not in weights and not name.endswith(stats)]
+        unexpected = [name for name in weights if name not in own]
+        misshapen = [f"{n} {tuple(v.shape)} vs {tuple(own[n].shape)}" for n, v in weights.items()
+                     if n in own and v.shape != own[n].shape]  # fmt: skip
+        if missing or unexpected or misshapen:
+            raise ValueError(f"the init does not fit this Conv-4 (check its filters and in_channels): missing {missing}, "
+                             f"unexpected {unexpected}, shapes (init vs model) {misshapen}")  # fmt: skip
+        self.body.load_state_dict(weights, strict=False)
 
 
 def init_config(options: Conv4Options) -> dict[str, Any]:
