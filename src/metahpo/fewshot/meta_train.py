@@ -83,6 +83,7 @@ def train_init(method: Method, pool: ClassPool, train: EpisodeSampler, validatio
     resumed = _load_checkpoint(checkpoint, state, optimizer)
     if resumed is not None:
         start, history, seconds, best_iteration, best_accuracy, best = resumed
+        print(f"{desc or method.name}: resuming from {checkpoint.name} at step {start} of {loop.iterations}", flush=True)
 
     bar = tqdm(range(start, loop.iterations), desc=desc or f"meta-train {method.name}", unit="it",
                initial=start, total=loop.iterations, leave=False)  # fmt: skip
