@@ -95,20 +95,14 @@ def logme(features, labels) -> float:
     return float(np.mean([max_evidence(features, (labels == c).astype(np.float64)).value for c in range(classes)]))
 
 
-def _joint(source_probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """P(y, z) (C_t x C_s): the empirical joint of target label y and source class z."""
-    joint = np.zeros((int(labels.max()) + 1, source_probabilities.shape[1]))
-    np.add.at(joint, labels, source_probabilities)
-    return joint / len(labels)
-
-
 def leep(source_probabilities, labels) -> float:
     """LEEP: mean log of sum_z P(y_i | z) theta_z(x_i), theta the source model's class probabilities."""
     theta = _matrix(source_probabilities, "source_probabilities")
     if (theta < 0).any() or not np.allclose(theta.sum(axis=1), 1.0, atol=1e-6):
         raise DataError("source_probabilities must be rows of probabilities (non-negative, each summing to 1)")
     labels = _labels(labels, len(theta))
-    joint = _joint(theta, labels)
+    joint = np.zeros((int(labels.max()) + 1, theta.shape[1]))  # P(y, z), target label x source class
+    np.add.at(joint, labels, theta / len(labels))
     marginal = joint.sum(axis=0)
     conditional = np.divide(joint, marginal, out=np.zeros_like(joint), where=marginal > 0)  # P(y | z)
     expected = np.einsum("nz,nz->n", theta, conditional[labels])
@@ -116,16 +110,10 @@ def leep(source_probabilities, labels) -> float:
 
 
 def nce(source_predictions, labels) -> float:
-    """NCE: -H(Y | Z), Z the source model's hard predictions (integers), Y the target labels."""
-    source_predictions = _labels(source_predictions, len(np.asarray(source_predictions)))
-    labels = _labels(labels, len(source_predictions))
-    one_hot = np.eye(int(source_predictions.max()) + 1)[source_predictions]
-    joint = _joint(one_hot, labels)
-    marginal = joint.sum(axis=0)
-    conditional = np.divide(joint, marginal, out=np.ones_like(joint), where=marginal > 0)
-    with np.errstate(divide="ignore"):
-        terms = np.where(joint > 0, joint * np.log(np.where(conditional > 0, conditional, 1.0)), 0.0)
-    return float(terms.sum())
+    """NCE: -H(Y | Z), Z the source model's hard predictions (integers), Y the target labels. It is LEEP
+    of one-hot predictions: the mean of log P(y_i | z_i) is sum P(y, z) log P(y | z)."""
+    predictions = _labels(source_predictions, len(np.asarray(source_predictions)))
+    return leep(np.eye(int(predictions.max()) + 1)[predictions], labels)
 
 
 def hscore(features, labels, shrinkage: bool = True) -> float:
