@@ -25,6 +25,9 @@ include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/meta_init.smk"
 include: "workflow/rules/fewshot_eval.smk"
+include: "workflow/rules/pool.smk"
+include: "workflow/rules/pool_finetune.smk"
+include: "workflow/rules/selection.smk"
 include: "workflow/rules/report.smk"
 
 

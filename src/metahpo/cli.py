@@ -154,6 +154,68 @@ def cmd_fewshot_evaluate(args) -> None:
                               "curve": curves.to_dict("records")})  # fmt: skip
 
 
+def cmd_select(args) -> None:
+    """Rank a model pool for a new dataset from K of its labelled examples; writes nothing."""
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    import metahpo.selection  # noqa: F401  registers the selectors
+    from metahpo.config import DatasetParams
+    from metahpo.data.prepare import label_array
+    from metahpo.selection.evaluate import build_context, cheap_rankings, shot_rows
+    from metahpo.selection.meta import MetaSelector
+    from metahpo.selection.pool import class_subset, read_pool, serving
+    from metahpo.selection.selectors import SELECTORS
+
+    if args.shots < 2:
+        raise MetahpoError(f"--shots must be at least 2, got {args.shots}")
+    selector = SELECTORS.get(args.selector)
+    members = read_pool(args.pool)  # every check that needs no data comes before the download
+    meta_selector = MetaSelector.load(args.meta_selector) if args.selector == "meta" else None
+    truth = pd.DataFrame(columns=["target", "member", "truth"])
+    if args.selector == "best_on_average":
+        if not Path(args.truth).is_file():
+            raise MetahpoError(f"{args.truth} not found: best_on_average needs the pool_finetune stage's ground truth")
+        truth = pd.read_parquet(args.truth)
+        truth = truth[truth["state"] == "ok"]
+    params = _params(args)
+    source, mirror = _recommend_source(args.dataset)
+    name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in source)
+    params = params.model_copy(update={
+        "datasets": {name: DatasetParams(source=source)},
+        "download": params.download.model_copy(update={"mirror": mirror or params.download.mirror}),
+    })  # fmt: skip
+    from metahpo.data.prepare import load_prepared
+    from metahpo.stages.download import download_dataset
+
+    with tempfile.TemporaryDirectory(prefix="metahpo-select-") as tmp:
+        download_dataset(name, params, Path(tmp) / name)
+        dataset_dict, info = load_prepared(Path(tmp) / name)
+        classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+        dataset_dict, info = class_subset(dataset_dict, info, classes, None, params.seed, args.dataset)
+        served = serving(members, info, args.dataset)
+        labels = label_array(dataset_dict["train"])
+        rows = shot_rows(labels, args.shots, int(info["num_classes"]), params.seed, args.dataset, 0)
+        context, embed_seconds = build_context(args.dataset, 0, dataset_dict, info, rows, served, {}, truth, params.seed)
+        scored = {row["member"]: row for row in cheap_rankings(context, [args.selector], embed_seconds)}
+        if meta_selector is not None:
+            context.meta_selector = meta_selector
+            ranking = selector.rank(context)
+            scored = {m: {"score": s, "lower": lo, "upper": hi} for m, s, lo, hi
+                      in zip(context.members, ranking.score, ranking.lower, ranking.upper)}  # fmt: skip
+    order = sorted(context.members, key=lambda m: -np.nan_to_num(scored[m]["score"], nan=-np.inf))
+    what = "predicted fine-tuned metric [interval]" if selector.predicts_metric else f"{args.selector} score"
+    print(f"{len(order)} of {len(members)} pool members serve {args.dataset} ({info['num_classes']} classes, "
+          f"{args.shots} labelled examples); ranked by {what}:")
+    for rank, member in enumerate(order, start=1):
+        row, descriptor = scored[member], context.descriptors[member]
+        interval = f" [{row['lower']:.3f}, {row['upper']:.3f}]" if np.isfinite(row.get("lower", np.nan)) else ""
+        print(f"{rank:>3}. {member:<24} {descriptor['family']:<10} fine-tunes {descriptor['finetune']:<4} "
+              f"{row['score']:.3f}{interval}")
+
+
 def _recommend_source(dataset: str) -> tuple[str, Optional[str]]:
     """(source, mirror): a mirror path <mirror>/<org>/<name> becomes Hub id org/name read from <mirror>."""
     path = Path(dataset).expanduser()
@@ -196,6 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--top-k", type=int, default=5, help="how many configurations (default: 5)")
     rec.add_argument("--meta-model", default=pipeline.STAGE_BY_NAME["fit_meta"].output("model"), help="fit_meta's model folder")
     rec.add_argument("--max-train", type=int, help="subsample train like the meta-model's tasks did (default: all)")
+    sel = add("select", cmd_select, "rank a model pool for a new dataset from K labelled examples (writes nothing)")
+    sel.add_argument("--dataset", required=True, help="Hub id org/name, mirror path <mirror>/<org>/<name>, or bundled name")
+    sel.add_argument("--pool", default=pipeline.STAGE_BY_NAME["pool"].outs[0], help="the pool stage's folder")
+    sel.add_argument("--shots", type=int, default=32, help="K labelled examples drawn from train (default: 32)")
+    sel.add_argument("--classes", help="comma-separated label names to keep (default: all)")
+    sel.add_argument("--selector", default="meta", help="a registered selector (default: meta, the meta-learned one)")
+    sel.add_argument("--meta-selector", default=pipeline.STAGE_BY_NAME["selection"].output("meta_selector"),
+                     help="the selection stage's fitted meta-learned selector")
+    sel.add_argument("--truth", default=pipeline.STAGE_BY_NAME["pool_finetune"].output("truth.parquet"),
+                     help="the ground truth (best_on_average reads it)")
     fewshot = sub.add_parser("fewshot", help="few-shot helpers").add_subparsers(dest="fewshot_command", required=True)
     fse = fewshot.add_parser("evaluate", help="score a saved initialization on a fixed episode table (Parquet)")
     fse.add_argument("--init", required=True, help="an initialization written by meta_init (.safetensors)")

@@ -212,6 +212,81 @@ class FewShotParams(Strict):
         return self
 
 
+class PoolMemberParams(Strict):
+    family: str = Field(description="a registered classification family (see `metahpo list`)")
+    dataset: Optional[str] = Field(None, description="source dataset under `datasets` it is trained on; null: a "
+                                   "pretrained checkpoint as it ships (options.checkpoint)")
+    classes: Optional[list[str]] = Field(None, min_length=2, description="label names of the source dataset it is "
+                                         "trained on; null: all")
+    config: dict[str, Any] = Field(default_factory=dict, description="the family's hyperparameters for training "
+                                   "(exactly its search-space keys)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the family's options")
+    epochs: int = Field(5, gt=0, description="training epochs on the source (families without an epochs hyperparameter)")
+    finetune: Literal["all", "head"] = Field("all", description="fine-tune every layer, or the new head alone")
+    weights_of: Optional[str] = Field(None, description="a variant: another member's weights (e.g. with finetune: head)")
+
+
+class SelectionTarget(Strict):
+    dataset: str = Field(description="a classification dataset under `datasets`")
+    classes: Optional[list[str]] = Field(None, min_length=2, description="label names kept (relabelled in this order); null: all")
+    max_train: Optional[int] = Field(None, gt=0, description="train rows kept (stratified); the rest are never seen")
+
+
+class FinetuneParams(Strict):
+    """The one fine-tuning recipe of every member: the seed's (lr 1e-5, batch 16, 3 epochs, weight decay 0.01)."""
+
+    lr: dict[str, float] = Field({"default": 1e-5}, description="learning rate per registered family; 'default' for the rest")
+    batch_size: int = Field(16, gt=0)
+    epochs: int = Field(3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+
+    @field_validator("lr")
+    @classmethod
+    def _has_default(cls, lr: dict[str, float]) -> dict[str, float]:
+        if "default" not in lr:
+            raise ValueError("needs a 'default' entry (the learning rate of every family not named)")
+        if any(value <= 0 for value in lr.values()):
+            raise ValueError("learning rates must be positive")
+        return lr
+
+    def lr_of(self, family: str) -> float:
+        return self.lr.get(family, self.lr["default"])
+
+
+class SelectionParams(Strict):
+    shots: int = Field(32, gt=1, description="K: labelled examples of the target each selector sees")
+    redraws: int = Field(10, gt=0, description="draws of the K examples per target (metrics carry intervals over them)")
+    selectors: list[str] = Field(min_length=1, description="registered selectors (see docs/ARCHITECTURE.md)")
+    pool: dict[str, PoolMemberParams] = Field(min_length=2, description="member name -> how the pool stage gets it")
+    targets: dict[str, SelectionTarget] = Field(min_length=2, description="target tasks: ground truth + leave one out")
+    finetune: FinetuneParams = FinetuneParams()
+    n_estimators: int = Field(200, gt=0, description="trees of the meta-learned selector's forest")
+    coverage: float = Field(0.9, gt=0, lt=1, description="nominal coverage of its predicted-metric interval")
+
+    @field_validator("selectors")
+    @classmethod
+    def _registered(cls, selectors: list[str]) -> list[str]:
+        import metahpo.selection  # noqa: F401  registers the selectors
+        from metahpo.selection.selectors import SELECTORS
+
+        unknown = [s for s in selectors if s not in SELECTORS]
+        if unknown:
+            raise ValueError(f"unknown selector(s) {unknown}; valid names: {', '.join(SELECTORS.names())}")
+        if len(set(selectors)) != len(selectors):
+            raise ValueError("a selector is listed twice")
+        return selectors
+
+    @field_validator("pool", "targets")
+    @classmethod
+    def _path_safe_names(cls, entries: dict) -> dict:
+        import re
+
+        for name in entries:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"name {name!r} must match {NAME_PATTERN} (it becomes a folder name)")
+        return entries
+
+
 class ReportParams(Strict):
     title: str = "Meta-learned hyperparameter tuning"
 
@@ -231,6 +306,7 @@ class Params(Strict):
     benchmark: BenchmarkParams = BenchmarkParams()
     tune: TuneParams = TuneParams()
     fewshot: Optional[FewShotParams] = Field(None, description="few-shot meta-learning; null: off in this profile")
+    selection: Optional[SelectionParams] = Field(None, description="few-shot model selection from a pool; null: off")
     report: ReportParams = ReportParams()
 
     @field_validator("datasets", "tasks")
@@ -325,6 +401,63 @@ def _check_against_registries(params: Params) -> list[str]:
             for name in params.fewshot.datasets
             if name not in params.datasets
         )
+    if params.selection is not None:
+        problems.extend(_selection_problems(params))
+    return problems
+
+
+def _selection_problems(params: Params) -> list[str]:
+    """Pool members and targets name datasets and families that exist and fit each other."""
+    from metahpo.data import source_task_type
+    from metahpo.models import FAMILIES
+
+    problems = []
+    selection = params.selection
+
+    def dataset_problem(where: str, dataset: str) -> Optional[str]:
+        if dataset not in params.datasets:
+            return f"{where}: {dataset!r} is not under datasets; valid names: {', '.join(sorted(params.datasets))}"
+        try:
+            declared = source_task_type(params.datasets[dataset].source)
+        except MetahpoError:
+            return None  # already reported under datasets.<name>.source
+        if declared not in (None, "classification"):
+            return f"{where}: {dataset!r} is {declared}; model selection needs a classification dataset"
+        return None
+
+    for name, member in selection.pool.items():
+        where = f"selection.pool.{name}"
+        if member.family not in FAMILIES:
+            problems.append(f"{where}.family: unknown model family {member.family!r}; valid names: {', '.join(FAMILIES.names())}")
+            continue
+        family = FAMILIES.get(member.family)
+        if family.task_type != "classification":
+            problems.append(f"{where}.family: {member.family} does {family.task_type}; pool members are classifiers")
+        if member.weights_of is not None:
+            base = selection.pool.get(member.weights_of)
+            if base is None or base.weights_of is not None or list(selection.pool).index(member.weights_of) > list(selection.pool).index(name):
+                problems.append(f"{where}.weights_of: {member.weights_of!r} must be an earlier member with weights of its own")
+            elif base.family != member.family:
+                problems.append(f"{where}.family: must be {base.family} like the member whose weights it uses")
+            continue
+        if member.dataset is None:
+            if not family.pretrained:
+                problems.append(f"{where}.dataset: {member.family} is not pretrained; name the source dataset to train it on")
+        else:
+            problem = dataset_problem(f"{where}.dataset", member.dataset)
+            if problem:
+                problems.append(problem)
+            if set(member.config) != set(family.hyperparameters):
+                problems.append(f"{where}.config: has {sorted(member.config)}, the {member.family} family needs exactly "
+                                f"{sorted(family.hyperparameters)}")
+        try:
+            family.Options(**member.options)
+        except ValidationError as err:
+            problems.extend(_format(err, prefix=f"{where}.options"))
+    for name, target in selection.targets.items():
+        problem = dataset_problem(f"selection.targets.{name}.dataset", target.dataset)
+        if problem:
+            problems.append(problem)
     return problems
 
 

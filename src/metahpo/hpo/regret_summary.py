@@ -46,12 +46,18 @@ def per_seed_means(regret: pd.DataFrame) -> pd.DataFrame:
     return complete_runs(regret).groupby(["strategy", "seed", "trial"], as_index=False)["regret"].mean()
 
 
+def t_half_width(values) -> float:
+    """Half-width of the 95% t-interval of the mean; NaN for fewer than two values."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+
+
 def _mean_with_interval(values: pd.Series) -> pd.Series:
     values = values.to_numpy(dtype=float)
     mean = float(values.mean())
-    if len(values) < 2:
-        return pd.Series({"regret": mean, "ci_low": math.nan, "ci_high": math.nan, "n_seeds": len(values)})
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    half = t_half_width(values)
     return pd.Series({"regret": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": len(values)})
 
 

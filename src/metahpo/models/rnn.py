@@ -7,9 +7,11 @@ last token (both directions concatenated when bidirectional; padding never enter
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
-from typing import Any, ClassVar, Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,6 +97,9 @@ class RecurrentOptions(BaseModel):
     max_length: int = Field(256, gt=0, description="tokens kept per text: the first max_length (never drops a text)")
     embedding_dim: int = Field(128, gt=0)
     bidirectional: bool = False
+    vocabulary: Optional[str] = Field(
+        None, description="a JSON list of words (a pool member's source vocabulary) used instead of fitting on train"
+    )
 
 
 class RecurrentClassifier(nn.Module):
@@ -149,7 +154,10 @@ class RecurrentFamily(Family):
 
     def prepare(self, data, info: dict[str, Any], options: RecurrentOptions) -> PreparedData:
         num_classes = text_splits(data, info, self.name)
-        tokenizer = WordTokenizer.fit(data["train"]["input"], options.vocab_size, options.max_length)
+        if options.vocabulary is None:
+            tokenizer = WordTokenizer.fit(data["train"]["input"], options.vocab_size, options.max_length)
+        else:
+            tokenizer = WordTokenizer(json.loads(Path(options.vocabulary).read_text(encoding="utf-8")), options.max_length)
         splits = {}
         truncated = {}
         for split in SPLITS:
@@ -161,6 +169,7 @@ class RecurrentFamily(Family):
             num_classes=num_classes,
             info={
                 "vocab_size": tokenizer.table_size,
+                "words": tokenizer.words,  # what a model pretrained here needs to read other texts
                 "max_length": options.max_length,
                 "truncated": truncated,  # texts per split that lost tokens beyond max_length
             },

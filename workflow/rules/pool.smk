@@ -1,0 +1,12 @@
+# Model selection: train the pool's members (checkpoints as shipped) -> results/pool/.
+rule pool:
+    input:
+        stage_input("pool"),
+    output:
+        stage_output("pool"),
+    params:
+        values=stage_params("pool"),
+    resources:
+        gpu=1,
+    shell:
+        stage_shell("pool")
