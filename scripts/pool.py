@@ -1,4 +1,4 @@
-"""Stage pool: train the model pool's members on their source datasets (checkpoints as shipped) -> results/pool/.
+"""Stage pool: train the model pool's members on their source datasets (checkpoints as shipped) -> results/pool/members/.
 
 Usage: python scripts/pool.py [--params PARAMS]
 """

@@ -302,3 +302,20 @@ def test_shared_training_loop_runs_a_gru_epoch(recurrent_prepared):
     assert result.val_metric == result.curve_val_metric[0] == pytest.approx(
         accuracy_score(prepared.validation.labels.numpy(), predicted["validation"]), abs=1e-12
     )
+
+
+def test_recurrent_vocabulary_option_reads_another_dataset_with_the_source_words(imdb, tmp_path):
+    """A pool member trained here reads new texts with its own words, not a vocabulary fitted on them."""
+    import json
+
+    family = FAMILIES.get("gru")
+    source = family.prepare(*imdb, family.options({"vocab_size": 300, "max_length": 32}))
+    words = tmp_path / "vocabulary.json"
+    words.write_text(json.dumps(source.info["words"]))
+    data, info = imdb
+    other = DatasetDict({split: data[split].select(range(20)) for split in data})  # a vocabulary fit here would differ
+    fixed = family.prepare(other, info, family.options({"vocab_size": 300, "max_length": 32, "vocabulary": str(words)}))
+    refitted = family.prepare(other, info, family.options({"vocab_size": 300, "max_length": 32}))
+    assert torch.equal(fixed.train.inputs["input_ids"], source.train.inputs["input_ids"][:20])
+    assert fixed.info["vocab_size"] == source.info["vocab_size"]
+    assert not torch.equal(refitted.train.inputs["input_ids"], fixed.train.inputs["input_ids"])

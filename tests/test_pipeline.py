@@ -134,6 +134,7 @@ def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     assert rules.count("download") == rules.count("metafeatures") == len(params.datasets)
     assert rules.count("fit_meta") == rules.count("benchmark") == rules.count("report") == 1
     assert rules.count("meta_init") == rules.count("fewshot_eval") == 1
+    assert rules.count("pool") == rules.count("pool_finetune") == rules.count("selection") == 1
 
 
 def _project_copy(repo_root: Path, dest: Path, params_file: Path) -> Path:
@@ -169,8 +170,8 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
     # per dataset: download, metafeatures; per task: sweep, tune, train_recommended; once: fit_meta,
-    # benchmark, meta_init, fewshot_eval, report
-    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 5
+    # benchmark, meta_init, fewshot_eval, pool, pool_finetune, selection, report
+    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 8
 
     first = _run(["dvc", "repro"], project)
     assert len(_ran(first)) == n_jobs
@@ -180,6 +181,11 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     fewshot = json.loads((project / "results/fewshot/summary.json").read_text())
     assert {row["method"] for row in fewshot["table"]} == set(params["fewshot"]["methods"])
     assert set(fewshot["transfer"]["methods"]) == set(params["fewshot"]["transfer"]["inits"])
+    selection = json.loads((project / "results/selection/summary.json").read_text())
+    assert [row["selector"] for row in selection["table"]] == params["selection"]["selectors"]
+    truth = pd.read_parquet(project / "results/pool_finetune/truth.parquet")
+    assert len(truth) == len(params["selection"]["targets"]) * len(params["selection"]["pool"])
+    assert 'id="selection"' in report
     for task in params["tasks"]:
         assert (project / f"results/train/{task}/model.safetensors").stat().st_size > 0
         tuned = pd.read_parquet(project / f"results/tune/{task}.parquet")

@@ -225,3 +225,62 @@ def meta_training_figure(curves: Sequence[dict]) -> str:
     if handles:
         axes[-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return to_data_uri(figure)
+
+
+SMALL_MULTIPLES_COLUMNS = 4  # panels per row of a grid of small multiples
+CHOSEN_LABEL = "chosen (most redraws)"
+
+
+def score_truth_figure(panels: Sequence[dict], xlabel: str, ylabel: str, diagonal: bool = True) -> str:
+    """Each member's score against its ground truth, one panel per target, in rows of up to four.
+
+    ``panels``: one dict per panel: ``title`` and ``points``, one dict per member: ``label``,
+    ``color``, ``x``, ``y``, ``low`` and ``high`` (an interval on x; NaN: none) and ``chosen`` (ringed).
+    ``diagonal``: x is a predicted metric: the y = x line, on the same shared limits for both axes.
+    """
+    columns = min(len(panels), SMALL_MULTIPLES_COLUMNS)
+    rows = -(-len(panels) // columns)
+    width, height = 0.7 + 2.5 * columns + 2.0, 0.65 + 2.5 * rows
+    figure = _figure(width, height, bottom=0.65, right=2.0, top=0.3, wspace=0.08 if diagonal else 0.2)
+    figure.subplots_adjust(hspace=0.3 if diagonal else 0.45)
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=diagonal, sharey=True)
+    handles: dict[str, object] = {}
+    values = []
+    for ax, panel in zip(axes.flat, panels):
+        for point in panel["points"]:
+            x, y, low, high = (float(point[key]) for key in ("x", "y", "low", "high"))
+            if np.isfinite(low) and np.isfinite(high):
+                handle = ax.errorbar([x], [y], xerr=[[max(x - low, 0.0)], [max(high - x, 0.0)]], fmt="o",
+                                     color=point["color"], markersize=5, capsize=2, linewidth=1)  # fmt: skip
+                values += [low, high]
+            else:
+                handle = ax.scatter([x], [y], s=30, color=point["color"], zorder=3)
+            handles.setdefault(point["label"], handle)
+            values += [x, y]
+            if point.get("chosen"):
+                ring = ax.scatter([x], [y], s=160, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4)
+                handles.setdefault(CHOSEN_LABEL, ring)
+        ax.set_title(panel["title"], fontsize="medium")
+        ax.grid(True, alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    finite = [value for value in values if np.isfinite(value)]
+    if diagonal and finite:
+        low, high = min(finite), max(finite)
+        pad = 0.05 * (high - low) if high > low else 0.05
+        for ax in axes.flat[: len(panels)]:
+            ax.axline((low, low), slope=1, color="0.4", linestyle=":", linewidth=1)
+        axes[0, 0].set_xlim(low - pad, high + pad)
+        axes[0, 0].set_ylim(low - pad, high + pad)
+    for index, ax in enumerate(axes.flat[: len(panels)]):
+        if index + columns >= len(panels):  # the lowest panel of its column: its ticks show
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if index % columns == 0:
+            ax.set_ylabel(ylabel)
+    centre = (0.7 + (width - 2.0)) / 2 / width  # under the panels, not the legend
+    figure.supxlabel(xlabel, x=centre, y=0.1 / height, va="bottom", fontsize="medium")  # one label for every column
+    if handles:
+        labels = sorted(handles, key=lambda label: label == CHOSEN_LABEL)  # the ring's entry last
+        axes[0, -1].legend([handles[label] for label in labels], labels, fontsize="small", loc="upper left",
+                           bbox_to_anchor=(1.02, 1.0), frameon=False)  # fmt: skip
+    return to_data_uri(figure)

@@ -34,6 +34,12 @@ FEWSHOT_CURVE_COLUMNS = (
 )  # fmt: skip
 INITS_MANIFEST = "inits.json"  # the meta_init stage's manifest in its output folder
 INIT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+POOL_TRUTH_COLUMNS = ("target", "member", "state", "metric", "truth", "seconds")
+SELECTION_DRAW_COLUMNS = ("selector", "target", "redraw", "tau", "regret", "hit3", "chosen", "chosen_truth")
+SELECTION_SCORE_COLUMNS = ("target", "redraw", "selector", "member", "score")
+POOL_MANIFEST = "pool.json"  # the pool stage's manifest: its members in params order
+POOL_MEMBER = "member.json"  # a member's descriptor, in its folder under the pool
+MEMBER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # config.NAME_PATTERN: a member name is a folder name
 
 Loaded = tuple[Optional[Any], Optional[str]]
 
@@ -123,6 +129,28 @@ class ResultsTree:
         if not re.fullmatch(INIT_NAME, init) or f"{init}.json" == INITS_MANIFEST:  # a name, never a path
             return None, f"not available: {init!r} is not an initialization name"
         return self._load(f"{self.relative('meta_init', 'inits')}/{init}.json", "meta_init", read_json)
+
+    def pool_manifest(self) -> Loaded:
+        """The pool stage's manifest: ``{"enabled", "device", "members": [name, ...]}``."""
+        return self._load(f"{self.relative('pool', 'members')}/{POOL_MANIFEST}", "pool", read_json)
+
+    def pool_member(self, member: str) -> Loaded:
+        """``<member>/member.json``: the member's family, kind, fine-tuning, size, source and source training."""
+        if not re.fullmatch(MEMBER_NAME, member):  # a name, never a path
+            return None, f"not available: {member!r} is not a pool member name"
+        return self._load(f"{self.relative('pool', 'members')}/{member}/{POOL_MEMBER}", "pool", read_json)
+
+    def pool_truth(self) -> Loaded:
+        return self._frame("pool_finetune", "truth.parquet", POOL_TRUTH_COLUMNS)
+
+    def selection_summary(self) -> Loaded:
+        return self._output("selection", "summary.json", read_json)
+
+    def selection_draws(self) -> Loaded:
+        return self._frame("selection", "draws.parquet", SELECTION_DRAW_COLUMNS)
+
+    def selection_scores(self) -> Loaded:
+        return self._frame("selection", "scores.parquet", SELECTION_SCORE_COLUMNS)
 
     def _frame(self, stage: str, suffix: str, required: tuple[str, ...], key: Optional[str] = None) -> Loaded:
         relative = self.relative(stage, suffix, key)

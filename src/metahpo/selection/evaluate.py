@@ -45,15 +45,18 @@ def build_context(target: str, redraw: int, dataset_dict, info: dict, rows: np.n
 
     few = dataset_dict["train"].select(rows)
     few_dict = datasets.DatasetDict({split: few for split in SPLITS})
-    features, probabilities = {}, {}
+    features, probabilities, embedded = {}, {}, {}
     started = time.perf_counter()
     for member in members:
-        data = member.prepare(few_dict, info)
-        if member.name not in models:
-            models[member.name] = member.load()
-        features[member.name], source = embed(models[member.name], data.train)
+        weights = member.descriptor.get("variant_of", member.name)  # a variant embeds as its base does
+        if weights not in embedded:
+            data = member.prepare(few_dict, info)
+            if weights not in models:
+                models[weights] = member.load()
+            embedded[weights] = embed(models[weights], data.train)
+            labels = data.train.labels.numpy()
+        features[member.name], source = embedded[weights]
         probabilities[member.name] = source if member.source_classes else None
-        labels = data.train.labels.numpy()
     context = Context(
         target=target, redraw=redraw, members=[m.name for m in members], labels=labels, num_classes=int(info["num_classes"]),
         modality=info["modality"], features=features, source_probabilities=probabilities,

@@ -212,7 +212,7 @@ def read_pool(folder: str | os.PathLike) -> list[Member]:
     folder = Path(folder)
     manifest = folder / MANIFEST
     if not manifest.is_file():
-        raise MetahpoError(f"{folder} is not a model pool (no {MANIFEST}); the pool stage writes one under results/pool")
+        raise MetahpoError(f"{folder} is not a model pool (no {MANIFEST}); the pool stage writes one under results/pool/members")
     try:
         order = json.loads(manifest.read_text(encoding="utf-8"))["members"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:

@@ -1,4 +1,4 @@
-"""Stage pool: train (or take as shipped) every member of the model pool -> results/pool/<member>/."""
+"""Stage pool: train (or take as shipped) every member of the model pool -> results/pool/members/<member>/."""
 
 from __future__ import annotations
 

@@ -11,4 +11,5 @@ from metahpo.report.sections import loto  # noqa: F401
 from metahpo.report.sections import strategies  # noqa: F401
 from metahpo.report.sections import convergence  # noqa: F401
 from metahpo.report.sections import fewshot  # noqa: F401
+from metahpo.report.sections import selection  # noqa: F401
 from metahpo.report.sections import provenance  # noqa: F401
