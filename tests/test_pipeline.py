@@ -341,3 +341,12 @@ def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, 
     meta_learned = [r for r in summary["table"] if r["meta_learned"] and r["setting"] == "5-way 1-shot"]
     assert max(r["accuracy"] for r in meta_learned) > 0.4, "meta-learned inits beat chance (0.2) on held-out alphabets"
     assert 'id="fewshot"' in report
+    # model selection: image members serve the image targets, text members (GRU, MiniLM) the text ones
+    truth = pd.read_parquet(project / "results/pool_finetune/truth.parquet")
+    assert (truth["state"] == "ok").all(), truth[["target", "member", "state", "message"]]
+    served = truth.groupby("target")["member"].apply(set)
+    assert served["imdb_160"] == {"gru_imdb", "minilm", "minilm_head"}
+    assert served["mnist_5to9"] == {"cnn_mnist04", "cnn_mnist04_head", "cnn_fashion04", "resnet18_fashion"}
+    selection = json.loads((project / "results/selection/summary.json").read_text())
+    assert [row["selector"] for row in selection["table"]] == raw["selection"]["selectors"]
+    assert 'id="selection"' in report

@@ -175,9 +175,9 @@ def cmd_select(args) -> None:
     members = read_pool(args.pool)  # every check that needs no data comes before the download
     meta_selector = MetaSelector.load(args.meta_selector) if args.selector == "meta" else None
     truth = pd.DataFrame(columns=["target", "member", "truth"])
-    if args.selector == "best_on_average":
+    if args.selector in ("best_on_average", "meta"):  # both read the members' past outcomes
         if not Path(args.truth).is_file():
-            raise MetahpoError(f"{args.truth} not found: best_on_average needs the pool_finetune stage's ground truth")
+            raise MetahpoError(f"{args.truth} not found: {args.selector} needs the pool_finetune stage's ground truth")
         truth = pd.read_parquet(args.truth)
         truth = truth[truth["state"] == "ok"]
     params = _params(args)
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--meta-selector", default=pipeline.STAGE_BY_NAME["selection"].output("meta_selector"),
                      help="the selection stage's fitted meta-learned selector")
     sel.add_argument("--truth", default=pipeline.STAGE_BY_NAME["pool_finetune"].output("truth.parquet"),
-                     help="the ground truth (best_on_average reads it)")
+                     help="the ground truth: the past outcomes best_on_average and meta read")
     fewshot = sub.add_parser("fewshot", help="few-shot helpers").add_subparsers(dest="fewshot_command", required=True)
     fse = fewshot.add_parser("evaluate", help="score a saved initialization on a fixed episode table (Parquet)")
     fse.add_argument("--init", required=True, help="an initialization written by meta_init (.safetensors)")

@@ -99,8 +99,10 @@ def truth_of(context: Context, truth: pd.DataFrame) -> np.ndarray:
 
 
 def fit_meta_selector(contexts: list[Context], truth: pd.DataFrame, seed: int, n_estimators: int,
-                      coverage: float) -> MetaSelector:
-    frames = [feature_frame(c) for c in contexts]
+                      coverage: float, held_out: Optional[str] = None) -> MetaSelector:
+    """Fit on ``contexts`` (never of ``held_out``); each row's prior outcomes leave out its own target
+    and ``held_out``, as a new task's will."""
+    frames = [feature_frame(c, truth[~truth["target"].isin({c.target, held_out})]) for c in contexts]
     return MetaSelector.fit(frames, [truth_of(c, truth) for c in contexts], [c.target for c in contexts], seed,
                             n_estimators, coverage)  # fmt: skip
 
@@ -114,7 +116,7 @@ def meta_rankings(contexts: dict[str, list[Context]], truth: pd.DataFrame, seed:
         if not prior:
             continue
         started = time.perf_counter()
-        model = fit_meta_selector(prior, truth, seed, n_estimators, coverage)
+        model = fit_meta_selector(prior, truth, seed, n_estimators, coverage, held_out=target)
         fit_seconds = time.perf_counter() - started  # paid once, before any new task: not selection time
         for context in own:
             context.meta_selector = model
@@ -129,7 +131,8 @@ def ranking_metrics(score: np.ndarray, truth: np.ndarray, top: int = 3) -> dict[
     """Weighted Kendall tau, top-1 regret and top-``top`` hit of one ranking (NaN scores rank last)."""
     from scipy.stats import weightedtau
 
-    score = np.where(np.isfinite(score), score, np.nanmin(score[np.isfinite(score)]) - 1 if np.isfinite(score).any() else 0.0)
+    finite = np.isfinite(score)
+    score = np.where(finite, score, score[finite].min() - 1 if finite.any() else 0.0)
     order = np.argsort(-score, kind="stable")  # ties: pool order
     best = truth.max()
     tau = weightedtau(score, truth).statistic if len(truth) > 1 else np.nan

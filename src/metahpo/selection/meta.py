@@ -1,10 +1,11 @@
 """The meta-learned selector: predicts each member's fine-tuned metric on a new task, with an interval.
 
 It learns from past (task, member) fine-tuning outcomes. Its inputs per member are what the K
-examples and the pool tell without fine-tuning: the task's size (classes, shots per class, modality),
-the member's descriptor (family, parameter count, source classes and rows, how well it trained,
-whether it fine-tunes every layer or the head alone) and the cheap scores (kNN, linear probe, LogME,
-LEEP, NCE, H-score), both raw and standardised within the task (raw LogME is not comparable across
+examples, the pool and the past outcomes tell without fine-tuning: the task's size (classes, shots
+per class, modality), the member's descriptor (family, parameter count, source classes and rows, how
+well it trained, whether it fine-tunes every layer or the head alone), the member's mean outcome on
+the prior tasks, and the cheap scores (kNN, linear probe, LogME, LEEP, NCE, H-score), both raw and
+standardised within the task (raw LogME is not comparable across
 tasks; its rank within the pool is). A random forest maps them to the fine-tuned metric. The interval
 is split-conformal over tasks: the quantile of absolute residuals of grouped (by task) cross-validated
 predictions on the prior tasks, so it is honest for a task the forest never saw.
@@ -62,13 +63,27 @@ def score_columns(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return columns
 
 
-def feature_frame(context: Context) -> pd.DataFrame:
-    """One row per member of the context: task, member and score columns (unordered; see ``MetaSelector``)."""
+def prior_columns(members: list[str], prior_truth: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each member's mean fine-tuned metric over the prior tasks it served (best_on_average's score),
+    raw and within the task; a member no prior task saw gets the pool's mean and a missing flag."""
+    means = prior_truth.groupby("member")["truth"].mean().reindex(members).to_numpy(dtype=np.float64)
+    missing = ~np.isfinite(means)
+    filled = np.where(missing, np.nanmean(means) if (~missing).any() else 0.0, means)
+    spread = filled.std()
+    return {"prior_mean": filled, "prior_mean_z": (filled - filled.mean()) / spread if spread > 0 else np.zeros_like(filled),
+            "prior_missing": missing.astype(np.float64)}  # fmt: skip
+
+
+def feature_frame(context: Context, prior_truth: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """One row per member of the context: task, member, prior-outcome and score columns (unordered;
+    see ``MetaSelector``). ``prior_truth`` defaults to the context's; fitting passes one without the
+    fold's held-out target too, so no training row's features hold the held-out truth."""
     shots = len(context.labels)
     rows = [{**task_columns(context.num_classes, shots, context.modality), **member_columns(context.descriptors[m])}
             for m in context.members]
     frame = pd.DataFrame(rows)
-    for name, values in score_columns(context.cheap_scores).items():
+    prior = context.prior_truth if prior_truth is None else prior_truth
+    for name, values in {**prior_columns(context.members, prior), **score_columns(context.cheap_scores)}.items():
         frame[name] = values
     return frame
 

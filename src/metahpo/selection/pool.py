@@ -37,15 +37,8 @@ FORMAT = 1
 # --- target tasks: a class subset and size of a prepared dataset ----------------------------------
 
 
-def class_subset(dataset_dict, info: dict[str, Any], classes: Optional[list[str]], max_train: Optional[int],
-                 seed: int, name: str):
-    """(DatasetDict, info) of the rows whose label is in ``classes`` (label names; None: all), relabelled
-    0..C-1 in the given order, the train split cut to ``max_train`` rows (stratified, seeded)."""
-    import datasets
-
-    from metahpo.data.prepare import label_array
-    from metahpo.data.splits import subsample
-
+def checked_classes(info: dict[str, Any], classes: Optional[list[str]], name: str) -> list[str]:
+    """``classes`` (None: all) after checking they are at least two distinct labels of a classification dataset."""
     if info.get("task_type", "classification") != "classification":
         raise DataError(f"{name}: dataset {info.get('dataset')!r} is {info.get('task_type')}; model selection "
                         "needs a classification dataset")
@@ -55,6 +48,20 @@ def class_subset(dataset_dict, info: dict[str, Any], classes: Optional[list[str]
     if unknown or len(set(classes)) != len(classes) or len(classes) < 2:
         raise DataError(f"{name}: classes {classes} must be at least two distinct labels of dataset "
                         f"{info.get('dataset')!r}; its labels: {', '.join(names)}")
+    return classes
+
+
+def class_subset(dataset_dict, info: dict[str, Any], classes: Optional[list[str]], max_train: Optional[int],
+                 seed: int, name: str):
+    """(DatasetDict, info) of the rows whose label is in ``classes`` (label names; None: all), relabelled
+    0..C-1 in the given order, the train split cut to ``max_train`` rows (stratified, seeded)."""
+    import datasets
+
+    from metahpo.data.prepare import label_array
+    from metahpo.data.splits import subsample
+
+    classes = checked_classes(info, classes, name)
+    names = list(info["label_names"])
     position = {names.index(c): i for i, c in enumerate(classes)}
     splits = {}
     for split_name, split in dataset_dict.items():

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from metahpo.errors import MetahpoError
+from metahpo.data.prepare import load_prepared
 from metahpo.io import atomic_dir, read_json, write_json
 from metahpo.selection.pool import (
-    MANIFEST, VOCABULARY_FILE, WEIGHTS_FILE, Member, parameter_count, save_member, target_data,
+    MANIFEST, VOCABULARY_FILE, WEIGHTS_FILE, Member, checked_classes, parameter_count, save_member, target_data,
 )  # fmt: skip
 from metahpo.training import describe_device, resolve_device, train_model
 from metahpo.models import FAMILIES
@@ -23,6 +24,9 @@ def run(params, job) -> None:
             write_json(Path(tmp) / MANIFEST, {"enabled": False, "members": []})
             print("selection: null in the params: no model pool")
             return
+        for name, spec in selection.pool.items():  # every source's classes before any training
+            if spec.dataset is not None:
+                checked_classes(load_prepared(Path(data_root) / spec.dataset)[1], spec.classes, f"selection.pool.{name}")
         device = resolve_device(params.device)
         for name, spec in selection.pool.items():
             descriptor = build(name, spec, Path(tmp), data_root, metafeatures_root, params, device)
