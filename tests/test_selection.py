@@ -224,6 +224,8 @@ def test_tiny_selection_stages_record_truth_and_score_every_selector(tiny_select
     assert 0 <= meta["coverage"] <= 1 and meta["abs_error"] >= 0
     assert {row["target"] for row in summary["compute"]} == set(raw["targets"])
     assert all(row["pool_seconds"] > 0 and row["speedup"] > 0 for row in summary["compute"])
+    # the stages read the prepared datasets and never write into them (another stage's output)
+    assert not list((tiny_selection / "results/data").rglob("cache-*")), "datasets wrote cache files into results/data"
     descriptor = json.loads((tiny_selection / "results/pool/members/cnn_04_head/member.json").read_text())
     assert descriptor["variant_of"] == "cnn_04" and descriptor["weights"] == "cnn_04/model.safetensors"
     assert descriptor["source"]["classes"] == ["0", "1", "2", "3", "4"] and descriptor["parameters"] > 0

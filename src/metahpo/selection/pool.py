@@ -56,6 +56,7 @@ def class_subset(dataset_dict, info: dict[str, Any], classes: Optional[list[str]
     """(DatasetDict, info) of the rows whose label is in ``classes`` (label names; None: all), relabelled
     0..C-1 in the given order, the train split cut to ``max_train`` rows (stratified, seeded)."""
     import datasets
+    import pyarrow as pa
 
     from metahpo.data.prepare import label_array
     from metahpo.data.splits import subsample
@@ -72,9 +73,13 @@ def class_subset(dataset_dict, info: dict[str, Any], classes: Optional[list[str]
         if not len(rows):
             raise DataError(f"{name}: the {split_name} split of {info.get('dataset')!r} has no row of classes {classes}")
         relabelled = np.array([position[int(label)] for label in labels[rows]], dtype=np.int64)
-        kept = split.select(rows).remove_columns("label")
-        feature = datasets.ClassLabel(names=classes)
-        splits[split_name] = kept.add_column("label", relabelled.tolist()).cast_column("label", feature)
+        # in memory throughout: datasets would otherwise write cache files into the prepared folder,
+        # another stage's output
+        kept = split.select(rows).flatten_indices(keep_in_memory=True)
+        features = kept.features.copy()
+        features["label"] = datasets.ClassLabel(names=classes)
+        table = kept.data.table.set_column(kept.column_names.index("label"), "label", pa.array(relabelled))
+        splits[split_name] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
     subset_info = {**info, "num_classes": len(classes), "label_names": classes,
                    "split_sizes": {s: len(d) for s, d in splits.items()}}
     return datasets.DatasetDict(splits), subset_info
