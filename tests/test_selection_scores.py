@@ -57,7 +57,8 @@ def test_max_evidence_is_the_gaussian_marginal_likelihood_at_a_fixed_point():
         for alpha, beta in ((found.alpha * 1.1, found.beta), (found.alpha / 1.1, found.beta),
                             (found.alpha, found.beta * 1.1), (found.alpha, found.beta / 1.1)):  # fmt: skip
             moved = multivariate_normal(np.zeros(n), np.eye(n) / beta + features @ features.T / alpha)
-            assert moved.logpdf(target) / n <= found.value + 1e-9
+            # compared with the same logpdf computation: on the flat side only rounding separates them
+            assert moved.logpdf(target) / n <= exact + 1e-7 * abs(exact)
             if n > d:
                 assert moved.logpdf(target) / n < found.value - 1e-6
 
