@@ -18,6 +18,26 @@ from metahpo.errors import MetahpoError, ParamsError
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # used in paths: results/<stage>/<name>
 
 
+def _unique_registered(names: list[str], registry, kind: str) -> list[str]:
+    """``names`` all registered in ``registry`` and none twice (a list of methods, selectors, ...)."""
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise ValueError(f"unknown {kind}(s) {unknown}; valid names: {', '.join(registry.names())}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a {kind} is listed twice")
+    return names
+
+
+def _path_safe(entries: dict) -> dict:
+    """Entry names become folder names: they must match NAME_PATTERN."""
+    import re
+
+    for name in entries:
+        if not re.match(NAME_PATTERN, name):
+            raise ValueError(f"name {name!r} must match {NAME_PATTERN} (it becomes a folder name)")
+    return entries
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -196,12 +216,7 @@ class FewShotParams(Strict):
     def _registered(cls, methods: list[str]) -> list[str]:
         from metahpo.fewshot.methods import METHODS
 
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; valid names: {', '.join(METHODS.names())}")
-        if len(set(methods)) != len(methods):
-            raise ValueError("a method is listed twice")
-        return methods
+        return _unique_registered(methods, METHODS, "method")
 
     @model_validator(mode="after")
     def _transfer_inits_are_methods(self) -> "FewShotParams":
@@ -269,22 +284,12 @@ class SelectionParams(Strict):
         import metahpo.selection  # noqa: F401  registers the selectors
         from metahpo.selection.selectors import SELECTORS
 
-        unknown = [s for s in selectors if s not in SELECTORS]
-        if unknown:
-            raise ValueError(f"unknown selector(s) {unknown}; valid names: {', '.join(SELECTORS.names())}")
-        if len(set(selectors)) != len(selectors):
-            raise ValueError("a selector is listed twice")
-        return selectors
+        return _unique_registered(selectors, SELECTORS, "selector")
 
     @field_validator("pool", "targets")
     @classmethod
     def _path_safe_names(cls, entries: dict) -> dict:
-        import re
-
-        for name in entries:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"name {name!r} must match {NAME_PATTERN} (it becomes a folder name)")
-        return entries
+        return _path_safe(entries)
 
 
 class ReportParams(Strict):
@@ -312,12 +317,7 @@ class Params(Strict):
     @field_validator("datasets", "tasks")
     @classmethod
     def _path_safe_names(cls, entries: dict) -> dict:
-        import re
-
-        for name in entries:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"name {name!r} must match {NAME_PATTERN} (it becomes a folder name)")
-        return entries
+        return _path_safe(entries)
 
     @model_validator(mode="after")
     def _consistent_with_the_registries(self, info: ValidationInfo) -> "Params":
