@@ -28,6 +28,8 @@ include: "workflow/rules/fewshot_eval.smk"
 include: "workflow/rules/pool.smk"
 include: "workflow/rules/pool_finetune.smk"
 include: "workflow/rules/selection.smk"
+include: "workflow/rules/lr_meta.smk"
+include: "workflow/rules/lr_eval.smk"
 include: "workflow/rules/report.smk"
 
 

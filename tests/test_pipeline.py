@@ -135,6 +135,7 @@ def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     assert rules.count("fit_meta") == rules.count("benchmark") == rules.count("report") == 1
     assert rules.count("meta_init") == rules.count("fewshot_eval") == 1
     assert rules.count("pool") == rules.count("pool_finetune") == rules.count("selection") == 1
+    assert rules.count("lr_meta") == rules.count("lr_eval") == 1
 
 
 def _project_copy(repo_root: Path, dest: Path, params_file: Path) -> Path:
@@ -170,8 +171,8 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     project = _project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
     # per dataset: download, metafeatures; per task: sweep, tune, train_recommended; once: fit_meta,
-    # benchmark, meta_init, fewshot_eval, pool, pool_finetune, selection, report
-    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 8
+    # benchmark, meta_init, fewshot_eval, pool, pool_finetune, selection, lr_meta, lr_eval, report
+    n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 10
 
     first = _run(["dvc", "repro"], project)
     assert len(_ran(first)) == n_jobs
@@ -186,8 +187,16 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     truth = pd.read_parquet(project / "results/pool_finetune/truth.parquet")
     assert len(truth) == len(params["selection"]["targets"]) * len(params["selection"]["pool"])
     assert 'id="selection"' in report
+    control = params["lr_control"]
+    lr = json.loads((project / "results/lr_eval/summary.json").read_text())
+    assert {(r["task"], r["method"]) for r in lr["table"]} == {(t, m) for t in control["eval_tasks"] for m in control["methods"]}
+    traces = pd.read_parquet(project / "results/lr_eval/traces.parquet")
+    assert set(traces["step"]) == set(range(0, control["steps"] + 1, control["trace_every"]))
+    assert 'id="lr_control"' in report
     for task in params["tasks"]:
         assert (project / f"results/train/{task}/model.safetensors").stat().st_size > 0
+        trained = json.loads((project / f"results/train/{task}/metrics.json").read_text())
+        assert trained["lr_schedule"] == "meta" and trained["lr_trace"], task  # the controller drove it
         tuned = pd.read_parquet(project / f"results/tune/{task}.parquet")
         assert set(tuned["strategy"]) == {params["tune"]["strategy"], params["tune"]["baseline"]}
     regret = pd.read_parquet(project / "results/benchmark/regret.parquet")

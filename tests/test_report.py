@@ -27,7 +27,9 @@ from metahpo.report.tables import MISSING, Table
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SECTION_IDS = ("tasks", "sweeps", "loto", "strategies", "convergence", "fewshot", "selection", "provenance")
+SECTION_IDS = (
+    "tasks", "sweeps", "loto", "strategies", "convergence", "fewshot", "selection", "lr_control", "provenance",
+)  # fmt: skip
 TASKS = {"digits-mlp": "digits", "wine-mlp": "wine", "digits-cnn": "digits"}
 TRAINED = ("digits-mlp", "digits-cnn")  # wine-mlp has no train_recommended result
 GRID = [(lr, hidden) for lr in (0.001, 0.01, 0.1) for hidden in (64, 128)]

@@ -203,11 +203,11 @@ def selection(page) -> str:
     return _section(page)
 
 
-def test_selection_section_sits_between_fewshot_and_provenance(page):
+def test_selection_section_sits_between_fewshot_and_lr_control(page):
     ids = SECTIONS.ids()
-    assert ids.index("fewshot") + 1 == ids.index("selection") == ids.index("provenance") - 1
+    assert ids.index("fewshot") + 1 == ids.index("selection") == ids.index("lr_control") - 1
     assert page.index('<section id="fewshot">') < page.index('<section id="selection">') < page.index(
-        '<section id="provenance">'
+        '<section id="lr_control">'
     )
     assert '<li><a href="#selection">Model selection from a pool</a></li>' in page
     assert "<h2>Model selection from a pool</h2>" in _section(page)

@@ -123,6 +123,9 @@ class MetaParams(Strict):
 class TrainParams(Strict):
     epochs: int = Field(20, gt=0, description="full budget, for families without an epochs hyperparameter")
     convergence_threshold: float = Field(0.95, gt=0, le=1, description="fraction of the run's best val metric")
+    lr_schedule: Literal["constant", "meta"] = Field(
+        "constant", description="meta: the learned controller (results/lr_meta/controller) moves the rate from the recommended one"
+    )
 
 
 class BenchmarkParams(Strict):
@@ -292,6 +295,48 @@ class SelectionParams(Strict):
         return _path_safe(entries)
 
 
+class LRMetaTrainParams(Strict):
+    """Evolution strategies on the controller's weights (metahpo.lrcontrol.meta_train)."""
+
+    iterations: int = Field(40, gt=0)
+    population: int = Field(8, ge=2, description="inner runs per iteration: antithetic pairs x 2")
+    sigma: float = Field(0.1, gt=0, description="perturbation scale in weight space")
+    meta_lr: float = Field(0.05, gt=0, description="Adam's rate on the controller's weights")
+    validate_every: int = Field(5, gt=0, description="iterations between meta-validations (the best is kept)")
+    checkpoint_every: int = Field(5, gt=0)
+    hidden: int = Field(8, gt=0, description="LSTM width")
+    every: int = Field(10, gt=0, description="optimizer steps between the controller's decisions")
+    max_change: float = Field(2.0, gt=1, description="a decision multiplies the rate by at most this (or divides)")
+
+    @field_validator("population")
+    @classmethod
+    def _even(cls, population: int) -> int:
+        if population % 2:
+            raise ValueError(f"{population} is odd; antithetic pairs need an even population")
+        return population
+
+
+class LRControlParams(Strict):
+    meta_train_tasks: list[str] = Field(min_length=1, description="tasks the controller is meta-trained on")
+    eval_tasks: list[str] = Field(min_length=1, description="held-out tasks every method is compared on")
+    methods: list[str] = Field(min_length=1, description="registered learning-rate methods (metahpo.lrcontrol.methods)")
+    steps: int = Field(200, gt=0, description="optimizer steps per run (every method, meta-training too)")
+    batch_size: int = Field(32, gt=0)
+    base_lr: float = Field(1e-3, gt=0, description="the seed's Adam rate: fixed, adam_hd and meta start here")
+    seeds: int = Field(5, gt=0, description="training seeds per method and task")
+    trace_every: int = Field(10, gt=0, description="optimizer steps between validations (the curves, steps to threshold)")
+    threshold: float = Field(0.97, gt=0, le=1, description="fraction of the oracle's mean final validation metric")
+    oracle_grid: list[float] = Field([3e-4, 1e-3, 3e-3, 1e-2], min_length=1, description="fixed rates: the oracle is the best")
+    meta_train: LRMetaTrainParams = LRMetaTrainParams()
+
+    @field_validator("methods")
+    @classmethod
+    def _registered(cls, methods: list[str]) -> list[str]:
+        from metahpo.lrcontrol.methods import METHODS
+
+        return _unique_registered(methods, METHODS, "learning-rate method")
+
+
 class ReportParams(Strict):
     title: str = "Meta-learned hyperparameter tuning"
 
@@ -312,6 +357,7 @@ class Params(Strict):
     tune: TuneParams = TuneParams()
     fewshot: Optional[FewShotParams] = Field(None, description="few-shot meta-learning; null: off in this profile")
     selection: Optional[SelectionParams] = Field(None, description="few-shot model selection from a pool; null: off")
+    lr_control: Optional[LRControlParams] = Field(None, description="the meta-learned learning-rate controller; null: off")
     report: ReportParams = ReportParams()
 
     @field_validator("datasets", "tasks")
@@ -403,6 +449,30 @@ def _check_against_registries(params: Params) -> list[str]:
         )
     if params.selection is not None:
         problems.extend(_selection_problems(params))
+    if params.lr_control is not None:
+        problems.extend(_lr_control_problems(params))
+    elif params.train_recommended.lr_schedule == "meta":
+        problems.append("train_recommended.lr_schedule: meta needs an lr_control section (it meta-trains the controller)")
+    return problems
+
+
+def _lr_control_problems(params: Params) -> list[str]:
+    """Its tasks exist, are classification tasks, and no held-out task is meta-trained on."""
+    from metahpo.models import FAMILIES
+
+    control, problems = params.lr_control, []
+    for where in ("meta_train_tasks", "eval_tasks"):
+        for task in getattr(control, where):
+            if task not in params.tasks:
+                problems.append(f"lr_control.{where}: {task!r} is not under tasks; valid names: {', '.join(sorted(params.tasks))}")
+                continue
+            family = params.registered_family(params.tasks[task].family)
+            if family in FAMILIES and FAMILIES.get(family).task_type != "classification":
+                problems.append(f"lr_control.{where}: {task!r} is {FAMILIES.get(family).task_type}; the controller "
+                                "is compared on classification tasks (accuracy, precision, recall, F1)")  # fmt: skip
+    both = sorted(set(control.meta_train_tasks) & set(control.eval_tasks))
+    if both:
+        problems.append(f"lr_control.eval_tasks: {both} are meta-train tasks too; a held-out task must not be")
     return problems
 
 

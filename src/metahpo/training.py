@@ -27,6 +27,42 @@ MIN_EVAL_BATCH_SIZE = 256
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+class LRPolicy:
+    """How a run's learning rate moves. This default keeps the family's optimizer and its fixed rate;
+    ``metahpo.lrcontrol.methods`` holds the others (schedules, adaptive optimizers, the learned controller).
+
+    With ``validate_every`` set, the run also validates every that many optimizer steps (and before
+    the first) and keeps the ``trace`` of (step, lr, losses, metric, seconds) that the hooks and
+    steps-to-threshold read.
+    """
+
+    validate_every: Optional[int] = None
+
+    def optimizer(self, family: Family, model: torch.nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+        return family.optimizer(model, config)
+
+    def start(self, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        """Called once before the first step."""
+
+    def after_step(self, optimizer: torch.optim.Optimizer, step: int, loss: float) -> None:
+        """Called after each optimizer step (1-based) with the batch's training loss."""
+
+    def after_validation(self, optimizer: torch.optim.Optimizer, step: int, val_loss: float) -> None:
+        """Called after each trace validation (``validate_every``)."""
+
+    def evaluating(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module, recalibrate: Callable[[], None]) -> None:
+        """Before an evaluation: e.g. swap in the averaged weights (``recalibrate`` refreshes BatchNorm statistics)."""
+
+    def training(self, optimizer: torch.optim.Optimizer) -> None:
+        """After an evaluation, before training resumes."""
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The first parameter group's learning rate: what the trace records (Prodigy: its lr x d)."""
+    group = optimizer.param_groups[0]
+    return float(group["lr"]) * float(group.get("d", 1.0))
+
+
 @dataclass
 class TrainResult:
     """Field names follow the sweep table's columns; metrics are NaN unless ``state == "ok"``."""
@@ -38,6 +74,8 @@ class TrainResult:
     curve_val_loss: list[float] = field(default_factory=list)
     curve_val_metric: list[float] = field(default_factory=list)  # the family's primary metric per epoch
     curve_seconds: list[float] = field(default_factory=list)
+    trace: list[dict[str, float]] = field(default_factory=list)  # per validate_every steps (LRPolicy)
+    steps_per_epoch: int = 0
     metric: str = ""  # name of the primary metric (accuracy, f1, ...)
     val_metric: float = NAN  # last epoch's validation primary metric
     test_metric: float = NAN  # test primary metric
@@ -134,19 +172,24 @@ def train_model(
     options: Optional[BaseModel] = None,
     on_epoch: Optional[EpochCallback] = None,
     keep_model: bool = False,
+    policy: Optional[LRPolicy] = None,
+    max_steps: Optional[int] = None,
 ) -> TrainResult:
     """Train a fresh ``family.build(config, data, options)`` model and evaluate it.
 
     ``config`` holds lr and batch_size, optionally ``epochs`` (overrides the argument) and
     ``warmup_steps`` (linear warmup, then linear decay to 0). ``on_epoch(epoch, record)`` gets
-    epoch (1-based), train_loss, val_loss, val_metric and seconds after every epoch.
+    epoch (1-based), train_loss, val_loss, val_metric and seconds after every epoch. ``policy``
+    (default: ``LRPolicy()``) chooses the optimizer and moves its learning rate during the run;
+    ``max_steps`` makes the budget that many optimizer steps instead (the last epoch cut short).
     """
     if isinstance(family, str):
         family = FAMILIES.get(family)
     if options is None:
         options = family.options({})
     device = resolve_device(device) if isinstance(device, str) else device
-    run = _Run(family, data, config, int(config.get("epochs", epochs)), seed, device, precision, options, on_epoch)
+    run = _Run(family, data, config, int(config.get("epochs", epochs)), seed, device, precision, options, on_epoch,
+               policy or LRPolicy(), max_steps)
     started = time.perf_counter()
     previous_determinism = (
         torch.are_deterministic_algorithms_enabled(),
@@ -175,6 +218,8 @@ def train_model(
         curve_val_loss=run.curves["val_loss"],
         curve_val_metric=run.curves["val_metric"],
         curve_seconds=run.curves["seconds"],
+        trace=run.trace,
+        steps_per_epoch=run.steps_per_epoch,
         device=describe_device(device),
         metric=family.primary_metric,
     )
@@ -199,10 +244,16 @@ def train_model(
 class _Run:
     """The state of one training run, so a failure part-way keeps the curves of finished epochs."""
 
-    def __init__(self, family, data, config, epochs, seed, device, precision, options, on_epoch) -> None:
+    def __init__(self, family, data, config, epochs, seed, device, precision, options, on_epoch, policy,
+                 max_steps) -> None:  # fmt: skip
         self.family, self.data, self.config, self.options = family, data, config, options
-        self.epochs, self.seed, self.device, self.on_epoch = epochs, seed, device, on_epoch
+        self.epochs, self.seed, self.device, self.on_epoch, self.policy = epochs, seed, device, on_epoch, policy
         self.batch_size = int(config["batch_size"])
+        self.steps_per_epoch = math.ceil(len(data.train) / self.batch_size)
+        self.max_steps = max_steps
+        if max_steps is not None:
+            self.epochs = math.ceil(max_steps / self.steps_per_epoch)
+        self.trace: list[dict[str, float]] = []
         self.eval_batch_size = max(4 * self.batch_size, MIN_EVAL_BATCH_SIZE)
         self.autocast = (
             torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -216,18 +267,22 @@ class _Run:
     def fit(self) -> None:
         seed_everything(self.seed)
         self.model = self.family.build(self.config, self.data, self.options).to(self.device)
-        optimizer = self.family.optimizer(self.model, self.config)
-        steps_per_epoch = math.ceil(len(self.data.train) / self.batch_size)
+        optimizer = self.policy.optimizer(self.family, self.model, self.config)
+        total_steps = self.max_steps or self.epochs * self.steps_per_epoch
         scheduler = None
         if "warmup_steps" in self.config:
-            schedule = warmup_linear_decay(int(self.config["warmup_steps"]), self.epochs * steps_per_epoch)
+            schedule = warmup_linear_decay(int(self.config["warmup_steps"]), total_steps)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         shuffle = torch.Generator().manual_seed(self.seed)
+        self.policy.start(optimizer, total_steps)
+        self.started, self.step, self.window = time.perf_counter(), 0, []
+        if self.policy.validate_every:
+            self._trace_point(optimizer)
 
         for epoch in range(1, self.epochs + 1):
             started = time.perf_counter()
             train_loss = self._train_epoch(epoch, optimizer, scheduler, shuffle)
-            val_loss, val_scores = self._evaluate(self.data.validation)
+            val_loss, val_scores = self._evaluate(self.data.validation, optimizer)
             val_metric = float(val_scores[self.family.primary_metric])
             seconds = time.perf_counter() - started
             record = {"train_loss": train_loss, "val_loss": val_loss, "val_metric": val_metric, "seconds": seconds}
@@ -236,7 +291,37 @@ class _Run:
             if self.on_epoch is not None:
                 self.on_epoch(epoch, dict(record))
 
-        _, self.test_scores = self._evaluate(self.data.test)
+        if self.policy.validate_every and self.trace[-1]["step"] != self.step:
+            self._trace_point(optimizer)
+        _, self.test_scores = self._evaluate(self.data.test, optimizer)
+
+    def _trace_point(self, optimizer) -> None:
+        """Validate now and record a trace point; the policy sees the validation loss."""
+        val_loss, val_scores = self._evaluate(self.data.validation, optimizer)
+        self.model.train()
+        train_loss = sum(self.window) / len(self.window) if self.window else NAN
+        self.window = []
+        self.trace.append({
+            "step": self.step, "epoch": self.step / self.steps_per_epoch, "lr": current_lr(optimizer),
+            "train_loss": train_loss, "val_loss": val_loss,
+            "val_metric": float(val_scores[self.family.primary_metric]),
+            "seconds": time.perf_counter() - self.started,
+        })  # fmt: skip
+        if not math.isfinite(val_loss):
+            raise Diverged(f"validation loss became {val_loss} at step {self.step}")
+        self.policy.after_validation(optimizer, self.step, val_loss)
+
+    def _recalibrate(self, batches: int = 20) -> None:
+        """Refresh BatchNorm running statistics at the current weights from training batches (no update)."""
+        if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            return
+        self.model.train()
+        order = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(self.seed))
+        with torch.no_grad():
+            for index in order.split(self.batch_size)[:batches]:
+                inputs, labels = self._to_device(*self.data.train.batch(index))
+                with self.autocast:
+                    self.family.step(self.model, inputs, labels)
 
     def _train_epoch(self, epoch, optimizer, scheduler, shuffle: torch.Generator) -> float:
         self.model.train()
@@ -254,21 +339,30 @@ class _Run:
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            self.step += 1
+            self.window.append(loss_value)
+            self.policy.after_step(optimizer, self.step, loss_value)
+            if self.policy.validate_every and self.step % self.policy.validate_every == 0:
+                self._trace_point(optimizer)
             loss_sum += loss_value * len(index)
             rows += len(index)
+            if self.step == self.max_steps:
+                break
         return loss_sum / rows
 
-    @torch.inference_mode()
-    def _evaluate(self, split: PreparedSplit) -> tuple[float, dict[str, float]]:
-        """Mean loss and the family's metrics over a whole split."""
+    def _evaluate(self, split: PreparedSplit, optimizer) -> tuple[float, dict[str, float]]:
+        """Mean loss and the family's metrics over a whole split, at the weights the policy evaluates."""
+        self.policy.evaluating(optimizer, self.model, self._recalibrate)
         self.model.eval()
         loss_sum, predictions = 0.0, []
-        for index in torch.arange(len(split)).split(self.eval_batch_size):
-            inputs, labels = self._to_device(*split.batch(index))
-            with self.autocast:
-                loss, outputs = self.family.step(self.model, inputs, labels)
-            loss_sum += loss.item() * len(index)
-            predictions.append(self.family.predictions(outputs))
+        with torch.inference_mode():
+            for index in torch.arange(len(split)).split(self.eval_batch_size):
+                inputs, labels = self._to_device(*split.batch(index))
+                with self.autocast:
+                    loss, outputs = self.family.step(self.model, inputs, labels)
+                loss_sum += loss.item() * len(index)
+                predictions.append(self.family.predictions(outputs))
+        self.policy.training(optimizer)
         return loss_sum / max(1, len(split)), self.family.score(split, predictions)
 
     def _to_device(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor):

@@ -284,3 +284,36 @@ def score_truth_figure(panels: Sequence[dict], xlabel: str, ylabel: str, diagona
         axes[0, -1].legend([handles[label] for label in labels], labels, fontsize="small", loc="upper left",
                            bbox_to_anchor=(1.02, 1.0), frameon=False)  # fmt: skip
     return to_data_uri(figure)
+
+
+def lines_figure(curves: Sequence[dict], xlabel: str, ylabel: str, log_y: bool = False,
+                 threshold: float | None = None) -> str:  # fmt: skip
+    """One line per curve on one axes, the legend right of it.
+
+    ``curves``: one dict per line: ``label``, ``color``, ``x`` and ``y`` (equal lengths; NaN: a gap)
+    and optionally ``style``, Line2D keywords over the defaults (e.g. ``{"linestyle": "none",
+    "marker": "*"}`` for marked points). ``log_y``: a log y axis, where values <= 0 are left out
+    (a rate annealed to 0). ``threshold``: a dotted horizontal line, the target value.
+    """
+    figure = _figure(6.2, 3.0, right=1.9)
+    ax = figure.subplots()
+    positive = False
+    for curve in curves:
+        x, y = np.asarray(curve["x"], dtype=float), np.asarray(curve["y"], dtype=float)
+        if log_y:
+            y = np.where(y > 0, y, np.nan)
+            positive = positive or bool(np.isfinite(y).any())
+        style = {"linewidth": 1.3, "marker": "o", "markersize": 2.5, **curve.get("style", {})}
+        ax.plot(x, y, color=curve["color"], label=curve["label"], **style)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.3", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
+    if positive:  # a log axis with nothing on it only warns
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return to_data_uri(figure)

@@ -40,6 +40,9 @@ SELECTION_SCORE_COLUMNS = ("target", "redraw", "selector", "member", "score")
 POOL_MANIFEST = "pool.json"  # the pool stage's manifest: its members in params order
 POOL_MEMBER = "member.json"  # a member's descriptor, in its folder under the pool
 MEMBER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # config.NAME_PATTERN: a member name is a folder name
+LR_META_MANIFEST = "meta_training.json"  # the lr_meta stage's record beside the controller's weights
+LR_RUN_COLUMNS = ("task", "method", "seed", "state", "message", "lr_start", "final_val_metric", "seconds")
+LR_TRACE_COLUMNS = ("task", "method", "seed", "step", "lr", "val_metric")
 
 Loaded = tuple[Optional[Any], Optional[str]]
 
@@ -151,6 +154,19 @@ class ResultsTree:
 
     def selection_scores(self) -> Loaded:
         return self._frame("selection", "scores.parquet", SELECTION_SCORE_COLUMNS)
+
+    def lr_meta_training(self) -> Loaded:
+        """The lr_meta stage's record: the controller's config, the ES settings, history, best iteration and cost."""
+        return self._load(f"{self.relative('lr_meta', 'controller')}/{LR_META_MANIFEST}", "lr_meta", read_json)
+
+    def lr_eval_summary(self) -> Loaded:
+        return self._output("lr_eval", "summary.json", read_json)
+
+    def lr_eval_runs(self) -> Loaded:
+        return self._frame("lr_eval", "runs.parquet", LR_RUN_COLUMNS)
+
+    def lr_eval_traces(self) -> Loaded:
+        return self._frame("lr_eval", "traces.parquet", LR_TRACE_COLUMNS)
 
     def _frame(self, stage: str, suffix: str, required: tuple[str, ...], key: Optional[str] = None) -> Loaded:
         relative = self.relative(stage, suffix, key)

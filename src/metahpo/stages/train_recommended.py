@@ -64,10 +64,24 @@ def save_weights(model, path: Path) -> None:
     save_model(model, str(path))  # save_model also handles tied (shared) weights
 
 
+def controller_policy(params, controller_dir: str | Path, family, config, data, options):
+    """The learned controller on the family's own optimizer (lr_schedule: meta), checked before any training."""
+    from metahpo.lrcontrol.controller import LRController, check_optimizer
+    from metahpo.lrcontrol.methods import Controlled
+
+    controller = LRController.load(controller_dir)
+    check_optimizer(controller.config, family.optimizer(family.build(config, data, options), config))
+    return Controlled(controller, params.lr_control.trace_every)
+
+
 def train_recommended(
-    task: str, params, data_dir: str | Path, recommendations_path: str | Path, out_dir: str | Path
+    task: str, params, data_dir: str | Path, recommendations_path: str | Path, out_dir: str | Path,
+    controller_dir: Optional[str | Path] = None,
 ) -> dict[str, Any]:
-    """Train ``task``'s recommended config for the full budget; write ``out_dir``; return metrics.json."""
+    """Train ``task``'s recommended config for the full budget; write ``out_dir``; return metrics.json.
+
+    With ``train_recommended.lr_schedule: meta`` the controller in ``controller_dir`` moves the rate.
+    """
     from metahpo.io import atomic_dir
     from metahpo.stages.task_data import task_data
     from metahpo.training import resolve_device, train_model
@@ -81,6 +95,8 @@ def train_recommended(
 
     family, options, data = task_data(params, task, data_dir)
     threshold = params.train_recommended.convergence_threshold
+    schedule = params.train_recommended.lr_schedule
+    policy = controller_policy(params, controller_dir, family, config, data, options) if schedule == "meta" else None
 
     with atomic_dir(out_dir) as tmp:
         with open_live(tmp / "dvclive") as live:
@@ -102,6 +118,7 @@ def train_recommended(
                 options=options,
                 on_epoch=log_epoch,
                 keep_model=True,
+                policy=policy,
             )
         # A recommendation that diverges (or hits OOM) is a result, not a crash: it is recorded in
         # metrics.json and the report, and the weights file says why it holds no tensors.
@@ -120,6 +137,8 @@ def train_recommended(
             "family": family_name,
             "config": config,
             "method": recommendation.get("method"),
+            "lr_schedule": schedule,
+            "lr_trace": [(p["step"], p["lr"]) for p in result.trace],  # with lr_schedule: meta
             "state": result.state,
             "message": result.message,
             "metric": result.metric,  # the family's primary metric: what val_metric and test_metric measure
@@ -141,5 +160,5 @@ def train_recommended(
 
 
 def run(params, job) -> None:
-    data_dir, recommendations = job.deps
-    train_recommended(job.key, params, data_dir, recommendations, Path(job.outs[0]).parent)
+    data_dir, recommendations, controller_dir = job.deps
+    train_recommended(job.key, params, data_dir, recommendations, Path(job.outs[0]).parent, controller_dir)

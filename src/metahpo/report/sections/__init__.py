@@ -12,4 +12,5 @@ from metahpo.report.sections import strategies  # noqa: F401
 from metahpo.report.sections import convergence  # noqa: F401
 from metahpo.report.sections import fewshot  # noqa: F401
 from metahpo.report.sections import selection  # noqa: F401
+from metahpo.report.sections import lr_control  # noqa: F401
 from metahpo.report.sections import provenance  # noqa: F401
