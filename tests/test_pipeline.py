@@ -42,7 +42,7 @@ def test_every_stage_has_its_module_rule_and_subcommand(repo_root):
     subcommands = build_parser()._subparsers._group_actions[0].choices
     rule_files = sorted(p.stem for p in (repo_root / "workflow" / "rules").glob("*.smk") if p.stem != "common")
     stage_modules = {p.stem for p in (repo_root / "src" / "metahpo" / "stages").glob("*.py")} - {"__init__"}
-    helpers = {"shared", "task_data", "fewshot_problem"}  # what several stages share; every other module is a stage
+    helpers = {"shared", "task_data", "fewshot_problem", "lr_problem"}  # what several stages share; every other module is a stage
     assert stage_modules - helpers == {s.name for s in pipeline.STAGES}
     assert rule_files == sorted(s.name for s in pipeline.STAGES), "one workflow/rules/<stage>.smk per stage"
     for stage in pipeline.STAGES:

@@ -91,8 +91,9 @@ class TrainResult:
         return self.state == "ok"
 
     def metrics(self) -> dict[str, Any]:
-        """Every field but the model: one sweep-table row's worth of results."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "model"}
+        """One sweep-table row's worth of results: every field but the model and the LRPolicy trace."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__
+                if name not in ("model", "trace", "steps_per_epoch")}  # fmt: skip
 
 
 class Diverged(Exception):
@@ -311,10 +312,16 @@ class _Run:
             raise Diverged(f"validation loss became {val_loss} at step {self.step}")
         self.policy.after_validation(optimizer, self.step, val_loss)
 
-    def _recalibrate(self, batches: int = 20) -> None:
-        """Refresh BatchNorm running statistics at the current weights from training batches (no update)."""
-        if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+    def _recalibrate(self, batches: int = 5) -> None:
+        """Recompute BatchNorm running statistics at the current weights: the exact average over a few
+        training batches (momentum None), no update; the momentum is restored after."""
+        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms:
             return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
         self.model.train()
         order = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(self.seed))
         with torch.no_grad():
@@ -322,6 +329,8 @@ class _Run:
                 inputs, labels = self._to_device(*self.data.train.batch(index))
                 with self.autocast:
                     self.family.step(self.model, inputs, labels)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
     def _train_epoch(self, epoch, optimizer, scheduler, shuffle: torch.Generator) -> float:
         self.model.train()
