@@ -121,3 +121,20 @@ def test_library_modules_never_import_the_params_module_or_a_stage():
         if bad:
             offenders[module] = sorted(bad)
     assert offenders == {}, "library modules take params sections from their stage, never import config or a stage"
+
+
+def test_fingerprint_changes_with_the_closure_only(tmp_path):
+    import shutil
+
+    from metahpo.codedeps import code_files, fingerprint, package_root
+
+    root = tmp_path / "metahpo"
+    shutil.copytree(package_root(), root, ignore=shutil.ignore_patterns("__pycache__"))
+    before = fingerprint("metahpo.stages.lr_eval", root)
+    closure = set(code_files(["metahpo.stages.lr_eval"], root))
+    outside = next(p for p in sorted(root.rglob("*.py")) if p.resolve() not in closure)
+    outside.write_text(outside.read_text() + "\n# edited\n")
+    assert fingerprint("metahpo.stages.lr_eval", root) == before
+    inside = root / "lrcontrol" / "methods.py"
+    inside.write_text(inside.read_text() + "\n# edited\n")
+    assert fingerprint("metahpo.stages.lr_eval", root) != before

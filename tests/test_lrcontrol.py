@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -205,6 +206,19 @@ def test_meta_training_resumes_to_the_same_controller(digits_task, tmp_path):
     assert scores(resumed.history) == scores(whole.history) and resumed.runs == whole.runs == 4 * 2 + 2 * 2
     assert [r["iteration"] for r in whole.history if "validation_score" in r] == [2, 4]
     assert whole.best_iteration in (2, 4) and not torch.equal(whole.controller.vector(), LRController(config).vector())
+
+
+@pytest.mark.slow
+def test_readout_meta_training_moves_the_head_only(digits_task, tmp_path):
+    config = ControllerConfig(hidden=4, every=4)
+    torch.manual_seed(0)  # meta_train seeds torch with its seed before building the controller
+    start = LRController(config).vector()
+    trained = meta_train([digits_task], config, replace(es(2), learn="readout"), 0, torch.device("cpu"),
+                         tmp_path / "readout.safetensors").controller  # fmt: skip
+    mask = trained.readout()
+    assert int(mask.sum()) == 4 + len(config.features) + 1  # [h, features] -> 1
+    assert torch.equal(trained.vector()[~mask], start[~mask])
+    assert not torch.equal(trained.vector()[mask], start[mask])
 
 
 def trace_frame(steps_by_run: dict[tuple[str, int], list[float]]) -> pd.DataFrame:

@@ -359,3 +359,12 @@ def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, 
     selection = json.loads((project / "results/selection/summary.json").read_text())
     assert [row["selector"] for row in selection["table"]] == raw["selection"]["selectors"]
     assert 'id="selection"' in report
+    # the learning-rate controller on real data: every method ran on every held-out task, seed by seed
+    control = raw["lr_control"]
+    runs = pd.read_parquet(project / "results/lr_eval/runs.parquet")
+    compared = runs[runs["method"] != "grid"]
+    assert (compared["state"] == "ok").all(), compared[["task", "method", "seed", "state", "message"]]
+    assert set(zip(compared["task"], compared["method"])) == {(t, m) for t in control["eval_tasks"] for m in control["methods"]}
+    lr_summary = json.loads((project / "results/lr_eval/summary.json").read_text())
+    assert {t["task"]: t["unseen_family"] for t in lr_summary["tasks"]} == {"mnist_300-cnn": False, "imdb_240-gru": True}
+    assert 'id="lr_control"' in report

@@ -145,3 +145,14 @@ def code_files(entries: Iterable[str], root: Optional[Path] = None) -> list[Path
         if _is_package(path):
             files.extend(_data_files(path.parent))
     return sorted(set(files))
+
+
+def fingerprint(module: str, root: Optional[Path] = None) -> str:
+    """A hash of ``module``'s import closure (file names and contents). A resumable stage's kept log
+    keys its entries with it, so an edited module never serves a result the old code computed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in code_files([module], root):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]

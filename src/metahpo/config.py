@@ -307,6 +307,9 @@ class LRMetaTrainParams(Strict):
     hidden: int = Field(8, gt=0, description="LSTM width")
     every: int = Field(10, gt=0, description="optimizer steps between the controller's decisions")
     max_change: float = Field(2.0, gt=1, description="a decision multiplies the rate by at most this (or divides)")
+    learn: Literal["all", "readout"] = Field(
+        "all", description="weights ES perturbs: all, or the head alone (over the seeded LSTM's state and the features)"
+    )
 
     @field_validator("population")
     @classmethod
@@ -386,6 +389,14 @@ class Params(Strict):
 
     def tasks_of_family(self, family: str) -> list[str]:
         return [t for t, spec in self.tasks.items() if spec.family == family]
+
+    def unseen_in_meta_training(self, task: str, meta_train_tasks: list[str]) -> tuple[bool, bool]:
+        """(dataset unseen, family unseen) by the controller's meta-train tasks: a dataset counts as seen
+        when one of the same source was (digits_600 is digits), a family by its registered name."""
+        source = lambda t: self.datasets[self.task_dataset(t)].source  # noqa: E731
+        family = lambda t: self.registered_family(self.tasks[t].family)  # noqa: E731
+        seen = [t for t in meta_train_tasks if t in self.tasks]
+        return all(source(t) != source(task) for t in seen), all(family(t) != family(task) for t in seen)
 
 
 def _check_against_registries(params: Params) -> list[str]:

@@ -50,6 +50,7 @@ class ControllerConfig:
     hidden: int = 8  # LSTM width
     every: int = 10  # optimizer steps between decisions
     max_change: float = 2.0  # a decision multiplies the rate by a factor in [1/max_change, max_change]
+    skip: bool = True  # the head reads the features beside the LSTM state (a linear policy is one step away)
     lr_min: float = 1e-6
     lr_max: float = 1.0
     optimizers: tuple[str, ...] = ("Adam", "AdamW")  # optimizer classes it was meta-trained on
@@ -76,20 +77,28 @@ class ControllerConfig:
 
 
 class LRController(nn.Module):
-    """features -> LSTM cell -> log factor = log(max_change) * tanh(linear(h)); the head starts at zero,
-    so an untrained controller keeps the rate constant."""
+    """features -> LSTM cell -> log factor = log(max_change) * tanh(linear([h, features])); the head
+    starts at zero, so an untrained controller keeps the rate constant."""
 
     def __init__(self, config: ControllerConfig = ControllerConfig()) -> None:
         super().__init__()
         self.config = config
         self.cell = nn.LSTMCell(len(config.features), config.hidden)
-        self.head = nn.Linear(config.hidden, 1)
+        self.head = nn.Linear(config.hidden + (len(config.features) if config.skip else 0), 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, features: torch.Tensor, state: Optional[tuple[torch.Tensor, torch.Tensor]]):
-        h, c = self.cell(features.view(1, -1), state)
-        return math.log(self.config.max_change) * torch.tanh(self.head(h)).view(()), (h, c)
+        x = features.view(1, -1)
+        h, c = self.cell(x, state)
+        inputs = torch.cat([h, x], dim=1) if self.config.skip else h
+        return math.log(self.config.max_change) * torch.tanh(self.head(inputs)).view(()), (h, c)
+
+    def readout(self) -> torch.Tensor:
+        """A mask over ``vector()``: True for the head's weights (the last parameters)."""
+        mask = torch.zeros(sum(p.numel() for p in self.parameters()), dtype=torch.bool)
+        mask[-(self.head.weight.numel() + self.head.bias.numel()):] = True
+        return mask
 
     # --- parameters as one vector (evolution strategies) ----------------------------------------
 

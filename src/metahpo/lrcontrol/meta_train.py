@@ -59,6 +59,7 @@ class ESSettings:
     validate_every: int  # iterations between meta-validations
     checkpoint_every: int
     trace_every: int  # optimizer steps between the inner runs' validations
+    learn: str = "all"  # "all": every weight; "readout": the head only (the LSTM stays at its seeded init)
 
 
 @dataclass
@@ -105,11 +106,13 @@ def meta_train(tasks: list[LRTask], config: ControllerConfig, settings: ESSettin
         best_score, best_iteration = state["best_score"], state["best_iteration"]
         print(f"lr_meta: resuming from {checkpoint.name} at iteration {start} of {settings.iterations}", flush=True)
     probe = LRController(config)
+    mask = probe.readout() if settings.learn == "readout" else torch.ones(theta.numel(), dtype=torch.bool)
     pairs = max(1, settings.population // 2)
     for iteration in range(start, settings.iterations):
         started = time.perf_counter()
         rng = np.random.default_rng([seed, iteration])
-        noise = torch.from_numpy(rng.standard_normal((pairs, theta.numel())))
+        noise = torch.zeros(pairs, theta.numel(), dtype=torch.float64)
+        noise[:, mask] = torch.from_numpy(rng.standard_normal((pairs, int(mask.sum()))))
         draws = [(int(rng.integers(len(tasks))), int(rng.integers(VALIDATION_SEED))) for _ in range(pairs)]
         scores = np.empty(2 * pairs)
         for k, (task_index, run_seed) in enumerate(draws):

@@ -2,7 +2,8 @@
 batch and step budget -> results/lr_eval/ (runs, traces, summary).
 
 Each finished run is appended to the progress log beside the output, keyed by everything that shapes
-it (task config, optimizer and rate, seed, budget; the controller's bytes for meta), and the log is
+it (the code of the stage's import closure, task config, optimizer and rate, seed, budget; the
+controller's bytes for meta), and the log is
 kept: an interrupted run resumes, a rerun trains only what changed, and the grid's run at the base
 rate is the fixed baseline's run.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from metahpo.codedeps import fingerprint
 from metahpo.io import read_json, write_json, write_parquet
 from metahpo.lrcontrol.controller import WEIGHTS_FILE, LRController
 from metahpo.lrcontrol.evaluate import (
@@ -48,6 +50,7 @@ def run(params, job) -> None:
     recommendations = read_json(recommendations_path) if "recommended" in control.methods else {}
     device = resolve_device(params.device)
     seeds = [params.seed + i for i in range(control.seeds)]
+    code = fingerprint(__name__)  # an edited method or loop never reuses an old run
     log = partial_path(runs_path)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {row["key"]: row for row in read_partial(log)}
@@ -56,7 +59,7 @@ def run(params, job) -> None:
     rows, tasks_info = [], []
 
     def one(task, method, seed, inputs, lr=None, identity=None):
-        shape = [task.name, task.config, params.tasks[task.name].model_dump(mode="json"), seed, control.steps,
+        shape = [code, task.name, task.config, params.tasks[task.name].model_dump(mode="json"), seed, control.steps,
                  control.trace_every, identity or [method, inputs.base_lr, inputs.oracle_lr, inputs.recommended_lr]]
         key = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
         if key not in done:
@@ -122,14 +125,10 @@ def run(params, job) -> None:
 
 
 def _task_info(params, task: str, inputs: MethodInputs, grid: pd.DataFrame) -> dict:
-    control = params.lr_control
-    seen_sources = {params.datasets[params.task_dataset(t)].source for t in control.meta_train_tasks}
-    seen_families = {params.registered_family(params.tasks[t].family) for t in control.meta_train_tasks}
-    dataset = params.task_dataset(task)
-    family = params.registered_family(params.tasks[task].family)
+    unseen_dataset, unseen_family = params.unseen_in_meta_training(task, params.lr_control.meta_train_tasks)
     return {
-        "task": task, "dataset": dataset, "family": family,
-        "unseen_dataset": params.datasets[dataset].source not in seen_sources, "unseen_family": family not in seen_families,
+        "task": task, "dataset": params.task_dataset(task), "family": params.registered_family(params.tasks[task].family),
+        "unseen_dataset": unseen_dataset, "unseen_family": unseen_family,
         "oracle_lr": inputs.oracle_lr, "recommended_lr": inputs.recommended_lr,
         "oracle_seconds": float(grid["seconds"].sum()),
     }  # fmt: skip

@@ -1,7 +1,8 @@
 """Stage lr_meta: meta-train the learning-rate controller on lr_control.meta_train_tasks (evolution
 strategies, resumable) -> results/lr_meta/controller/ (controller.safetensors, meta_training.json).
 
-The checkpoint lives beside the output, named by everything that shapes the run, and is kept after
+The checkpoint lives beside the output, named by everything that shapes the run (its code
+included), and is kept after
 success: a rerun for a change elsewhere in lr_control (the evaluation's seeds or methods) resumes at
 the end and retrains nothing.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from metahpo.codedeps import fingerprint
 from metahpo.io import atomic_dir, write_json
 from metahpo.lrcontrol.meta_train import meta_train
 from metahpo.stages.lr_problem import controller_config, es_settings, lr_task
@@ -33,7 +35,7 @@ def run(params, job) -> None:
         return
     config, settings = controller_config(control), es_settings(control)
     tasks = [lr_task(params, task, data_root) for task in control.meta_train_tasks]
-    shaping = [params.seed, asdict(config), asdict(settings), control.meta_train_tasks,
+    shaping = [fingerprint(__name__), params.seed, asdict(config), asdict(settings), control.meta_train_tasks,
                {t.name: t.config for t in tasks}, {t.name: params.tasks[t.name].model_dump(mode="json") for t in tasks}]
     fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
     checkpoint = out.parent / "checkpoints" / f"controller-{fingerprint}.safetensors"

@@ -24,4 +24,4 @@ def controller_config(control) -> ControllerConfig:
 def es_settings(control) -> ESSettings:
     train = control.meta_train
     return ESSettings(train.iterations, train.population, train.sigma, train.meta_lr, control.steps, control.base_lr,
-                      train.validate_every, train.checkpoint_every, control.trace_every)  # fmt: skip
+                      train.validate_every, train.checkpoint_every, control.trace_every, train.learn)  # fmt: skip

@@ -2,7 +2,8 @@
 with the one recipe (selection.finetune), recorded like a sweep -> results/pool_finetune/truth.parquet.
 
 Each finished fine-tuning is appended to the progress log beside the output, keyed by everything
-that shapes it (the member's descriptor, the target, the recipe, the seed), and the log is kept: an
+that shapes it (the code of the stage's import closure, the member's descriptor, the target, the
+recipe, the seed), and the log is kept: an
 interrupted run resumes, and a rerun for a params change elsewhere in ``selection`` retrains nothing.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from metahpo.codedeps import fingerprint
 from metahpo.io import write_parquet
 from metahpo.selection.pool import FinetuneSettings, finetune, read_pool, serving, target_data
 from metahpo.training import resolve_device
@@ -40,12 +42,13 @@ def run(params, job) -> None:
     log = partial_path(out)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {row["key"]: row for row in read_partial(log)}
+    code = fingerprint(__name__)  # an edited recipe or loop never reuses an old fine-tuning
     plan = []
     for target, spec in selection.targets.items():
         dataset_dict, info = target_data(target, spec.dataset, spec.classes, spec.max_train, data_root, params.seed)
         for member in serving(members, info, target):
             settings = settings_for(selection, member.descriptor["family"])
-            key = hashlib.sha256(json.dumps([params.seed, target, spec.model_dump(mode="json"), member.descriptor,
+            key = hashlib.sha256(json.dumps([code, params.seed, target, spec.model_dump(mode="json"), member.descriptor,
                                              settings.__dict__], sort_keys=True).encode()).hexdigest()[:16]
             plan.append((target, spec, dataset_dict, info, member, settings, key))
     rows = []

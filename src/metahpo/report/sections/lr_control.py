@@ -211,11 +211,7 @@ def _held_out(params: Params, control: LRControlParams, summary: Optional[dict],
     notes = [summary_note] if summary_note else []
     if summary is not None and not held_out:
         notes.append("not available: lr_eval/summary.json has no task rows")
-    meta_train = [t for t in (_listed(summary, "meta_train_tasks") or control.meta_train_tasks) if t in params.tasks]
-
-    def source(task: str) -> Any:  # lr_eval's rule: a dataset is seen if another one of the same source was
-        dataset = params.tasks[task].dataset
-        return params.datasets[dataset].source if dataset in params.datasets else dataset
+    meta_train = _listed(summary, "meta_train_tasks") or control.meta_train_tasks
 
     columns = [
         ("task", False), ("dataset", False), ("its dataset", False), ("family", False), ("its family", False),
@@ -229,9 +225,10 @@ def _held_out(params: Params, control: LRControlParams, summary: Optional[dict],
         if row is None:  # from the params: the rest ran nowhere yet
             spec = params.tasks[task]
             family = params.registered_family(spec.family) if spec.family in params.families else spec.family
-            row = {"dataset": spec.dataset, "family": family,
-                   "unseen_dataset": all(source(t) != source(task) for t in meta_train),
-                   "unseen_family": all(params.tasks[t].family != spec.family for t in meta_train)}  # fmt: skip
+            unseen_dataset, unseen_family = (params.unseen_in_meta_training(task, meta_train)
+                                             if spec.dataset in params.datasets else (None, None))  # fmt: skip
+            row = {"dataset": spec.dataset, "family": family, "unseen_dataset": unseen_dataset,
+                   "unseen_family": unseen_family}  # fmt: skip
         rows.append(
             [
                 task, str(row.get("dataset") or MISSING), _seen(row.get("unseen_dataset")),
