@@ -267,3 +267,77 @@ def test_params_checks(default_params_raw):
     with pytest.raises(ParamsError, match="lr_schedule: meta needs an lr_control section"):
         validate_params(meta_without)
 
+
+
+@pytest.fixture(scope="module")
+def tiny_lr(tmp_path_factory):
+    """The tiny profile's lr_meta and lr_eval, run in-process in a fresh folder."""
+    import os
+    from pathlib import Path
+
+    from metahpo.stages import run_stage
+
+    root = tmp_path_factory.mktemp("lr")
+    (root / "params.yaml").write_text((Path(__file__).parent / "data" / "params_tiny.yaml").read_text())
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        for dataset in ("iris", "wine", "digits_150"):
+            run_stage("download", "params.yaml", dataset)
+        run_stage("lr_meta", "params.yaml")
+        run_stage("lr_eval", "params.yaml")
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def _run_in(root, stage: str) -> None:
+    import os
+
+    from metahpo.stages import run_stage
+
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        run_stage(stage, "params.yaml")
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.slow  # two ES iterations and 28 short runs: ~30 s
+def test_lr_stages_write_their_outputs_and_resume_after_a_kill(tiny_lr, capsys):
+    import json
+
+    import yaml
+
+    control = yaml.safe_load((tiny_lr / "params.yaml").read_text())["lr_control"]
+    controller = LRController.load(tiny_lr / "results/lr_meta/controller")
+    assert controller.config.hidden == 4 and controller.provenance["tasks"] == ["iris-mlp"]
+    manifest = json.loads((tiny_lr / "results/lr_meta/controller/meta_training.json").read_text())
+    assert [r["iteration"] for r in manifest["history"]] == [1, 2] and manifest["runs"] == 2 * 2 + 2 * 2
+    runs = pd.read_parquet(tiny_lr / "results/lr_eval/runs.parquet")
+    per_task = len(control["oracle_grid"]) + len(control["methods"])
+    assert len(runs) == len(control["eval_tasks"]) * control["seeds"] * per_task
+    summary = json.loads((tiny_lr / "results/lr_eval/summary.json").read_text())
+    assert [t["task"] for t in summary["tasks"]] == control["eval_tasks"]
+    assert {t["task"]: (t["unseen_dataset"], t["unseen_family"]) for t in summary["tasks"]} == {
+        "digits_150-cnn": (True, True), "wine-mlp": (True, False)}  # fmt: skip
+    assert {r["baseline"] for r in summary["ratios"]} == set(control["methods"]) - {"meta"}
+
+    # killed part-way: half the log survives, its last line torn; the rerun redoes only the rest
+    log = tiny_lr / "results/lr_eval/runs.partial.jsonl"
+    lines = log.read_text().splitlines()
+    kept = len(lines) // 2
+    log.write_text("\n".join(lines[:kept]) + "\n" + lines[kept][: len(lines[kept]) // 2])
+    (tiny_lr / "results/lr_eval/runs.parquet").unlink()
+    _run_in(tiny_lr, "lr_eval")
+    rerun = pd.read_parquet(tiny_lr / "results/lr_eval/runs.parquet")
+    assert len(log.read_text().splitlines()) == len(lines)  # the torn line dropped, the rest recomputed once
+    columns = [c for c in runs.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(rerun[columns], runs[columns])  # identical to the uninterrupted run
+
+    # meta-training after success: the kept checkpoint is at the end, nothing is retrained
+    capsys.readouterr()
+    _run_in(tiny_lr, "lr_meta")
+    assert "resuming from controller-" in capsys.readouterr().out
+    assert torch.equal(LRController.load(tiny_lr / "results/lr_meta/controller").vector(), controller.vector())

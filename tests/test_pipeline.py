@@ -216,8 +216,9 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     params["meta"]["n_estimators"] = 30  # a meta-model param only
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     rerun = _ran(_run(["dvc", "repro"], project))
-    # neither the benchmark nor the real tuning reads meta.*
-    assert rerun == {"fit_meta", "report"} | {f"train_recommended@{t}" for t in params["tasks"]}
+    # neither the benchmark nor the real tuning reads meta.*; lr_eval reads the recommendations (its
+    # kept log then retrains nothing but the recommended method's runs)
+    assert rerun == {"fit_meta", "lr_eval", "report"} | {f"train_recommended@{t}" for t in params["tasks"]}
 
     dry = _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
     assert "Nothing to be done" in dry, dry[-2000:]
@@ -288,7 +289,7 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
     rerun = _recorded(_run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500))
     assert "fit_meta" in rerun
-    downstream = {"fit_meta", "report"} | {a for a in jobs if a.startswith("train_recommended@")}
+    downstream = {"fit_meta", "lr_eval", "report"} | {a for a in jobs if a.startswith("train_recommended@")}
     assert rerun <= downstream, f"only fit_meta and what follows it: {sorted(rerun - downstream)}"
     assert _dvc_outdated(project) == set()
     assert _ran(_run(["dvc", "repro"], project)) == set()

@@ -37,8 +37,8 @@ def run(params, job) -> None:
     tasks = [lr_task(params, task, data_root) for task in control.meta_train_tasks]
     shaping = [fingerprint(__name__), params.seed, asdict(config), asdict(settings), control.meta_train_tasks,
                {t.name: t.config for t in tasks}, {t.name: params.tasks[t.name].model_dump(mode="json") for t in tasks}]
-    fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    checkpoint = out.parent / "checkpoints" / f"controller-{fingerprint}.safetensors"
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    checkpoint = out.parent / "checkpoints" / f"controller-{digest}.safetensors"
     device = resolve_device(params.device)
     bar = tqdm(total=settings.iterations, desc="lr_meta", unit="iteration")
 
