@@ -16,15 +16,15 @@ import pytest
 import yaml
 from markupsafe import escape
 
-from metahpo.config import Params
 from metahpo.errors import MetahpoError
 from metahpo.hpo.regret_summary import summarize
 from metahpo.io import write_json, write_parquet
 from metahpo.report import SECTIONS, build_report, builder
 from metahpo.report.section import ReportInputs, Section, SectionRegistry
 from metahpo.report.tables import MISSING, Table
+from report_pages import HOSTILE, page, unchecked_params
+from report_pages import section as _section
 
-HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTION_IDS = (
@@ -37,10 +37,6 @@ RANDOM = [(0.0031, 96), (0.047, 200)]
 EPOCHS = 4
 METHODS = ("surrogate", "nearest", "portfolio", "default")
 KS = (1, 3)
-
-def unchecked_params(raw: dict) -> Params:
-    """Params for synthetic results: made-up sources and spaces, so the registry checks are off."""
-    return Params.model_validate(raw, context={"registries": False})
 
 
 RAW_PARAMS = {
@@ -254,11 +250,6 @@ def report(tmp_path_factory) -> Path:
 def html(report: Path) -> str:
     return report.read_text(encoding="utf-8")
 
-
-def _section(html: str, section_id: str) -> str:
-    match = re.search(rf'<section id="{section_id}">(.*?)</section>', html, re.S)
-    assert match, f"section {section_id} missing"
-    return match.group(1)
 
 
 def test_every_section_is_present_and_listed_in_the_contents(html):
@@ -765,16 +756,13 @@ def _write_fewshot_results(root: Path) -> None:
 
 def _build_with(tmp_path: Path, raw: dict, write=None) -> str:
     """The fewshot section of a report over the shared results plus what ``write`` adds."""
-    results = tmp_path / "results"
-    _write_results(results)
-    if write is not None:
-        write(results)
-    params_path = tmp_path / "params.yaml"
-    params_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    build_report(unchecked_params(raw), params_path, results, tmp_path / "index.html")
-    html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert HOSTILE not in html
-    return _section(html, "fewshot")
+
+    def write_all(results: Path) -> None:
+        _write_results(results)
+        if write is not None:
+            write(results)
+
+    return _section(page(tmp_path, raw, write_all), "fewshot")
 
 
 @pytest.fixture(scope="module")

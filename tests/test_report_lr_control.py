@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from metahpo.config import Params
 from metahpo.io import write_json, write_parquet
-from metahpo.report import SECTIONS, build_report, figures
+from metahpo.report import SECTIONS, figures
 from metahpo.report.tables import MISSING
+from report_pages import HOSTILE, block as _block, captioned as _captioned, page as _page, table_row
+from report_pages import section as section_of
 
-HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OFF = "The learning-rate controller is off in this profile (lr_control: null in the params)"
@@ -48,10 +47,6 @@ RATE = {
 }  # fmt: skip
 VAL_START = {"fixed": 0.5, "cosine": 0.6, "schedulefree": 0.55, "meta": 0.7}  # + 0.05 per step index + 0.02 per seed
 
-
-def unchecked_params(raw: dict) -> Params:
-    """Params for synthetic results: made-up sources and spaces, so the registry checks are off."""
-    return Params.model_validate(raw, context={"registries": False})
 
 
 def _params(lr_control) -> dict:
@@ -176,43 +171,13 @@ def _write_lr_results(root: Path) -> None:
     write_json(root / "lr_eval" / "summary.json", _summary())
 
 
-def _page(tmp_path: Path, raw: dict, write=None) -> str:
-    results = tmp_path / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    if write is not None:
-        write(results)
-    params_path = tmp_path / "params.yaml"
-    params_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    build_report(unchecked_params(raw), params_path, results, tmp_path / "index.html")
-    html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert HOSTILE not in html
-    return html
-
-
-def _section(html: str, section_id: str = "lr_control") -> str:
-    match = re.search(rf'<section id="{section_id}">(.*?)</section>', html, re.S)
-    assert match, f"section {section_id} missing"
-    return match.group(1)
 
 
 def _build(tmp_path: Path, raw: dict, write=None) -> str:
-    return _section(_page(tmp_path, raw, write))
+    return section_of(_page(tmp_path, raw, write), "lr_control")
 
 
-def _captioned(html: str, caption_start: str) -> str:
-    assert f"<caption>{caption_start}" in html, caption_start
-    return html.split(f"<caption>{caption_start}", 1)[1].split("</table>", 1)[0]
 
-
-def _table_cells(html: str, first_cell: str) -> list[str]:
-    """The cells after ``first_cell`` in the row that starts with it."""
-    row = re.search(rf"<tr><td>{re.escape(first_cell)}</td>(.*?)</tr>", html, re.S)
-    assert row, first_cell
-    return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
-
-
-def _block(section: str, block_id: str) -> str:
-    return section.split(f'id="{block_id}"', 1)[1].split("<h3", 1)[0]
 
 
 def _images(html: str) -> list[str]:
@@ -226,7 +191,7 @@ def page(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def section(page) -> str:
-    return _section(page)
+    return section_of(page, "lr_control")
 
 
 def test_lr_control_section_sits_between_selection_and_provenance(page):
@@ -236,7 +201,7 @@ def test_lr_control_section_sits_between_selection_and_provenance(page):
         '<section id="provenance">'
     )
     assert '<li><a href="#lr_control">Meta-learned learning-rate controller</a></li>' in page
-    assert "<h2>Meta-learned learning-rate controller</h2>" in _section(page)
+    assert "<h2>Meta-learned learning-rate controller</h2>" in section_of(page, "lr_control")
 
 
 def test_setup_lines_and_held_out_tasks(section):
@@ -248,14 +213,14 @@ def test_setup_lines_and_held_out_tasks(section):
     assert "between 1/2 and 2, kept within [1e-06, 1]" in section
     held_out = _captioned(section, "the held-out tasks")
     # dataset, its dataset, family, its family, oracle lr, recommended lr, threshold, grid seconds
-    assert _table_cells(held_out, "wine-mlp") == [f"wine {ESCAPED}", "unseen", "mlp", "seen in meta-training",
+    assert table_row(held_out, "wine-mlp") == [f"wine {ESCAPED}", "unseen", "mlp", "seen in meta-training",
                                                   "0.01", "0.003", "0.855", "12.3"]  # fmt: skip
-    assert _table_cells(held_out, "digits-cnn") == ["digits", "seen in meta-training", "cnn", "unseen", "0.001",
+    assert table_row(held_out, "digits-cnn") == ["digits", "seen in meta-training", "cnn", "unseen", "0.001",
                                                     MISSING, "0.810", "20.0"]  # fmt: skip
     methods = _captioned(section, "the methods compared")
-    assert _table_cells(methods, "fixed") == ["Adam at the seed&#39;s fixed 1e-3"]
-    assert _table_cells(methods, "cosine") == [MISSING]  # no description in the summary
-    assert _table_cells(methods, ESCAPED) == [f"a method from older results {ESCAPED}"]
+    assert table_row(methods, "fixed") == ["Adam at the seed&#39;s fixed 1e-3"]
+    assert table_row(methods, "cosine") == [MISSING]  # no description in the summary
+    assert table_row(methods, ESCAPED) == [f"a method from older results {ESCAPED}"]
     positions = [methods.index(f"<tr><td>{name}</td>") for name in (*METHODS, ESCAPED)]
     assert positions == sorted(positions)
 
@@ -264,9 +229,9 @@ def test_targets_are_stated_plainly(section):
     block = _block(section, "lr_control-targets")
     targets = _captioned(block, "the targets")
     # value, 95% CI, goal, verdict
-    assert _table_cells(targets, "steps vs schedulefree") == ["0.81", "[0.70, 0.95]", "≤ 0.8", "not met"]
-    assert _table_cells(targets, "steps vs cosine") == ["0.95", "[0.80, 1.10]", "≤ 1", "met"]
-    assert _table_cells(targets, "final accuracy gap (points)") == [MISSING, MISSING, "≤ 0.3", "not measured"]
+    assert table_row(targets, "steps vs schedulefree") == ["0.81", "[0.70, 0.95]", "≤ 0.8", "not met"]
+    assert table_row(targets, "steps vs cosine") == ["0.95", "[0.80, 1.10]", "≤ 1", "met"]
+    assert table_row(targets, "final accuracy gap (points)") == [MISSING, MISSING, "≤ 0.3", "not measured"]
     assert ("1 of 3 targets met; met: steps vs cosine; not met: steps vs schedulefree; not measured: final accuracy "
             "gap (points).") in block  # fmt: skip
 
@@ -275,13 +240,13 @@ def test_per_task_tables_in_method_order(section):
     wine = _block(section, "lr_control-wine-mlp")
     steps = _captioned(wine, "wine-mlp: time to 0.9")
     # seeds, did not finish, reached, steps, epochs, seconds to threshold, run seconds
-    assert _table_cells(steps, "meta") == ["2", "0", "2/2", "12.5", "1.56 ±0.16", "0.12 ±0.01", "1.50 ±0.15"]
-    assert _table_cells(steps, "fixed")[2:5] == ["1/2", "30.0 ±3.0", "3.75"]  # a null half-width: the mean alone
+    assert table_row(steps, "meta") == ["2", "0", "2/2", "12.5", "1.56 ±0.16", "0.12 ±0.01", "1.50 ±0.15"]
+    assert table_row(steps, "fixed")[2:5] == ["1/2", "30.0 ±3.0", "3.75"]  # a null half-width: the mean alone
     positions = [steps.index(f"<tr><td>{name}</td>") for name in ("fixed", "cosine", "meta", ESCAPED)]
     assert positions == sorted(positions)  # the summary's method order, not its table's
     final = _captioned(wine, "wine-mlp: the metrics at the end of the budget")
     # final val metric, mean val metric, test accuracy, precision, recall, F1
-    assert _table_cells(final, "cosine") == ["0.900 ±0.090", "0.800 ±0.080", "0.910 ±0.091", "0.900 ±0.090",
+    assert table_row(final, "cosine") == ["0.900 ±0.090", "0.800 ±0.080", "0.910 ±0.091", "0.900 ±0.090",
                                              "0.890 ±0.089", "0.880 ±0.088"]  # fmt: skip
     assert ("Oracle grid, fixed-rate Adam, mean final validation metric over seeds: 0.001: 0.805 (1 of 2 runs did "
             "not finish); 0.01: 0.900 (the oracle).") in wine  # fmt: skip
@@ -290,9 +255,9 @@ def test_per_task_tables_in_method_order(section):
             "it.") in wine  # fmt: skip
     cnn = _block(section, "lr_control-digits-cnn")
     cnn_steps = _captioned(cnn, "digits-cnn: time to 0.9")
-    assert _table_cells(cnn_steps, "meta")[:3] == ["2", "1", "1/2"]
-    assert _table_cells(cnn_steps, "fixed")[2:4] == ["0/2", MISSING]
-    assert _table_cells(_captioned(cnn, "digits-cnn: the metrics"), "meta")[2] == MISSING
+    assert table_row(cnn_steps, "meta")[:3] == ["2", "1", "1/2"]
+    assert table_row(cnn_steps, "fixed")[2:4] == ["0/2", MISSING]
+    assert table_row(_captioned(cnn, "digits-cnn: the metrics"), "meta")[2] == MISSING
     assert f"meta, seed 1: diverged: loss is nan {ESCAPED}" in cnn
 
 
@@ -357,9 +322,9 @@ def test_meta_training_cost(section):
             "417 weights), each a 40-step training run; the controller kept is the one of iteration 2, "
             "meta-validation score 0.188.") in block.replace("&#39;", "'")  # fmt: skip
     cost = _captioned(block, "what the rates cost before the comparison")
-    assert _table_cells(cost, "meta-training the controller (once, on digits-mlp)") == ["24", "36.5", "cpu"]
-    assert _table_cells(cost, "the oracle&#39;s grid on wine-mlp") == ["4", "12.3", "cpu"]  # 2 rates x 2 seeds
-    assert _table_cells(cost, "the oracle&#39;s grid on digits-cnn") == ["4", "20.0", "cpu"]
+    assert table_row(cost, "meta-training the controller (once, on digits-mlp)") == ["24", "36.5", "cpu"]
+    assert table_row(cost, "the oracle&#39;s grid on wine-mlp") == ["4", "12.3", "cpu"]  # 2 rates x 2 seeds
+    assert table_row(cost, "the oracle&#39;s grid on digits-cnn") == ["4", "20.0", "cpu"]
 
 
 def test_lr_control_off_in_the_profile_is_said(tmp_path):
@@ -378,8 +343,8 @@ def test_missing_outputs_become_notes(tmp_path):
     assert "<img" not in section
     assert "Meta-train tasks: digits-mlp" in section  # the setup still comes from the params
     held_out = _captioned(section, "the held-out tasks")  # and the held-out tasks, with what ran as dashes
-    assert _table_cells(held_out, "wine-mlp") == ["wine", "unseen", "mlp", "seen in meta-training"] + [MISSING] * 4
-    assert _table_cells(held_out, "digits-cnn")[:4] == ["digits", "seen in meta-training", "cnn", "unseen"]
+    assert table_row(held_out, "wine-mlp") == ["wine", "unseen", "mlp", "seen in meta-training"] + [MISSING] * 4
+    assert table_row(held_out, "digits-cnn")[:4] == ["digits", "seen in meta-training", "cnn", "unseen"]
     assert "<caption>the targets" not in section and "<caption>steps to threshold" not in section
     assert 'id="lr_control-wine-mlp"' not in section  # no per-task block without a single lr_eval output
 

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from metahpo.config import Params
 from metahpo.io import write_json, write_parquet
-from metahpo.report import SECTIONS, build_report, figures
+from metahpo.report import SECTIONS, figures
 from metahpo.report.tables import MISSING
+from report_pages import HOSTILE, block as _block, captioned as _captioned, page as _page, table_row
+from report_pages import section as section_of
 
-HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OFF = "Model selection is off in this profile (selection: null in the params)"
@@ -54,10 +53,6 @@ META_CHOSEN = {("t_one", 0): "cnn_a", ("t_one", 1): "cnn_a", ("t_two", 0): "mlp_
                ("t_three", 0): "cnn_a_head", ("t_three", 1): "cnn_a_head"}  # fmt: skip
 META_TAU = {"t_one": (0.5, 0.7), "t_two": (-0.2, 0.0), "t_three": (1.0, 1.0)}
 
-
-def unchecked_params(raw: dict) -> Params:
-    """Params for synthetic results: made-up sources and spaces, so the registry checks are off."""
-    return Params.model_validate(raw, context={"registries": False})
 
 
 def _selection_params(selection) -> dict:
@@ -154,43 +149,13 @@ def _write_selection_results(root: Path) -> None:
     write_json(root / "selection" / "summary.json", _summary())
 
 
-def _page(tmp_path: Path, raw: dict, write=None) -> str:
-    results = tmp_path / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    if write is not None:
-        write(results)
-    params_path = tmp_path / "params.yaml"
-    params_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    build_report(unchecked_params(raw), params_path, results, tmp_path / "index.html")
-    html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert HOSTILE not in html
-    return html
-
-
-def _section(html: str, section_id: str = "selection") -> str:
-    match = re.search(rf'<section id="{section_id}">(.*?)</section>', html, re.S)
-    assert match, f"section {section_id} missing"
-    return match.group(1)
 
 
 def _build(tmp_path: Path, raw: dict, write=None) -> str:
-    return _section(_page(tmp_path, raw, write))
+    return section_of(_page(tmp_path, raw, write), "selection")
 
 
-def _captioned(html: str, caption_start: str) -> str:
-    assert f"<caption>{caption_start}" in html, caption_start
-    return html.split(f"<caption>{caption_start}", 1)[1].split("</table>", 1)[0]
 
-
-def _table_row(html: str, first_cell: str) -> list[str]:
-    """The cells after ``first_cell`` in the row that starts with it."""
-    row = re.search(rf"<tr><td>{re.escape(first_cell)}</td>(.*?)</tr>", html, re.S)
-    assert row, first_cell
-    return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
-
-
-def _block(section: str, block_id: str) -> str:
-    return section.split(f'id="{block_id}"', 1)[1].split("<h3", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +165,7 @@ def page(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def selection(page) -> str:
-    return _section(page)
+    return section_of(page, "selection")
 
 
 def test_selection_section_sits_between_fewshot_and_lr_control(page):
@@ -210,7 +175,7 @@ def test_selection_section_sits_between_fewshot_and_lr_control(page):
         '<section id="lr_control">'
     )
     assert '<li><a href="#selection">Model selection from a pool</a></li>' in page
-    assert "<h2>Model selection from a pool</h2>" in _section(page)
+    assert "<h2>Model selection from a pool</h2>" in section_of(page, "selection")
 
 
 def test_setup_lines_come_from_the_run(selection):
@@ -222,11 +187,11 @@ def test_setup_lines_come_from_the_run(selection):
 def test_pool_table_shows_each_member(selection):
     pool = _captioned(_block(selection, "selection-pool"), "the pool in its order")
     # family, kind, fine-tunes, parameters, source dataset, classes, rows, metric, val metric
-    assert _table_row(pool, "cnn_a") == ["cnn", "trained", "all layers", "12,345", f"digits {ESCAPED}",
+    assert table_row(pool, "cnn_a") == ["cnn", "trained", "all layers", "12,345", f"digits {ESCAPED}",
                                          "3: 0, 1, 2", "321", "accuracy", "0.988"]  # fmt: skip
-    assert _table_row(pool, "cnn_a_head")[1:3] == ["trained, weights of cnn_a", "head only"]
+    assert table_row(pool, "cnn_a_head")[1:3] == ["trained, weights of cnn_a", "head only"]
     # mlp_b's member.json is missing: a note and a row of dashes, in the pool's order
-    assert _table_row(pool, "mlp_b") == [MISSING] * 9
+    assert table_row(pool, "mlp_b") == [MISSING] * 9
     assert "mlp_b: not available: results/pool/members/mlp_b/member.json not found (run the pool stage)" in selection
     assert pool.index("<td>cnn_a</td>") < pool.index("<td>cnn_a_head</td>") < pool.index("<td>mlp_b</td>")
 
@@ -238,10 +203,10 @@ def test_selector_table_in_the_summary_order(selection):
     positions = [table.index(f"<tr><td>{name}</td>") for name in ("random", "logme", "meta")]
     assert positions == sorted(positions)
     # targets, tau, regret, median regret, hit3, selection ms, coverage, |error|, p vs meta
-    assert _table_row(table, "random") == ["3", "-0.050 ±0.100", "0.200 ±0.020", "0.100", "0.500 ±0.250",
+    assert table_row(table, "random") == ["3", "-0.050 ±0.100", "0.200 ±0.020", "0.100", "0.500 ±0.250",
                                            "0.237 ±0.024", MISSING, MISSING, "&lt;0.001"]  # fmt: skip
-    assert _table_row(table, "logme")[5:] == ["337 ±34", MISSING, MISSING, MISSING]  # no paired test: p is null
-    assert _table_row(table, "meta") == ["3", "0.450 ±0.100", "0.050 ±0.020", "0.025", "0.900 ±0.250",
+    assert table_row(table, "logme")[5:] == ["337 ±34", MISSING, MISSING, MISSING]  # no paired test: p is null
+    assert table_row(table, "meta") == ["3", "0.450 ±0.100", "0.050 ±0.020", "0.025", "0.900 ±0.250",
                                          "877 ±88", "0.833", "0.031", "reference"]  # fmt: skip
     assert "95% t-intervals over the targets" in block and "fitted leave one\n  target out" in block
 
@@ -298,8 +263,8 @@ def test_compute_table_and_median_speedup(selection):
     positions = [table.index(f"<tr><td>{target}</td>") for target in TARGETS]
     assert positions == sorted(positions)  # the targets' order, not the summary's
     # members, whole pool s, selection s, selection + one s, speedup, best, chosen
-    assert _table_row(table, "t_two") == ["3", "4.50", "0.30", "2.25", "2.00×", "0.750", "0.675"]
-    assert _table_row(table, "t_one")[4] == "0.50×"
+    assert table_row(table, "t_two") == ["3", "4.50", "0.30", "2.25", "2.00×", "0.750", "0.675"]
+    assert table_row(table, "t_one")[4] == "0.50×"
     assert "Median speedup over 3 targets: 2.00× (2 of 3 faster than fine-tuning the whole pool" in block
 
 
@@ -308,8 +273,8 @@ def test_ground_truth_grid_shows_failed_runs_as_their_state(selection):
     grid = _captioned(block, "every member fine-tuned on every target")
     assert "<th>target</th>" in grid and all(f'<th class="num">{member}</th>' in grid for member in MEMBERS)
     # classes, train rows, metric, cnn_a, cnn_a_head, mlp_b, best
-    assert _table_row(grid, "t_one") == ["2", "40", "accuracy", "0.900", "0.700", "0.800", "cnn_a"]
-    assert _table_row(grid, "t_three") == ["3", "100", "accuracy", "0.950", "0.950", "failed", "cnn_a, cnn_a_head"]
+    assert table_row(grid, "t_one") == ["2", "40", "accuracy", "0.900", "0.700", "0.800", "cnn_a"]
+    assert table_row(grid, "t_three") == ["3", "100", "accuracy", "0.950", "0.950", "failed", "cnn_a, cnn_a_head"]
     assert f"t_three / mlp_b: failed: out of memory {ESCAPED}" in block
 
 
@@ -339,8 +304,8 @@ def test_missing_outputs_become_notes(tmp_path):
     assert "not available: results/selection/summary.json could not be read (JSONDecodeError" in partial
     assert "<img" not in partial
     assert "<caption>every selector" not in partial and "<caption>the meta selector" not in partial
-    assert _table_row(_captioned(partial, "every member fine-tuned"), "t_two")[3:6] == ["0.600", "0.500", "0.750"]
-    assert _table_row(_captioned(partial, "the pool in its order"), "cnn_a")[0] == "cnn"
+    assert table_row(_captioned(partial, "every member fine-tuned"), "t_two")[3:6] == ["0.600", "0.500", "0.750"]
+    assert table_row(_captioned(partial, "the pool in its order"), "cnn_a")[0] == "cnn"
 
 
 def test_damaged_frames_become_notes(tmp_path):

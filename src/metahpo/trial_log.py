@@ -6,6 +6,7 @@ redoes only the trials it had not finished; the output itself is written atomica
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,11 @@ from typing import Any
 
 from metahpo.errors import MetahpoError
 from metahpo.io import write_text
+
+
+def shape_key(shape: Any, length: int = 16) -> str:
+    """The key of a logged entry or checkpoint: a hash of everything that shapes it (JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
 def partial_path(out_path: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""Analysis helpers that several report sections share: display order, loading, metric names.
+"""Analysis helpers that several report sections share: display order, loading, metric names, intervals.
 
 What only one section needs stays in that section's module (``metahpo.report.sections.<id>``).
 """
@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import pandas as pd
 
-from metahpo.report.tables import MISSING
+from metahpo.report.tables import MISSING, fmt_fixed, is_missing
 
 
 def display_order(names: Iterable[str], preferred: Iterable[str]) -> list[str]:
@@ -38,3 +38,30 @@ def load_each(
 def metric_of(rows: pd.DataFrame) -> str:
     """The primary metric of one task's rows (sweep, LOTO or tune): every row of a task names the same."""
     return str(rows["metric"].iloc[0]) if len(rows) else MISSING
+
+
+def stage_object(results, stage: str, read: Callable[[], tuple[Any, Optional[str]]],
+                 relative: str) -> tuple[Optional[dict], Optional[str]]:  # fmt: skip
+    """A stage's JSON object (a summary, a manifest) through ``read``, or None and why: the stage's note
+    when it did not run (``results.missing_stage``), the reader's when the file is missing, a note when
+    it is not an object."""
+    stage_note = results.missing_stage(stage)
+    if stage_note:
+        return None, stage_note
+    value, note = read()
+    if value is not None and not isinstance(value, dict):
+        return None, f"not available: {relative} is not an object"
+    return value, note
+
+
+def listed(record: Optional[dict], key: str) -> list[str]:
+    """The list ``key`` of a summary or manifest (selectors, methods, tasks, ...) as names; [] if it has none."""
+    value = (record or {}).get(key)
+    return [str(name) for name in value] if isinstance(value, list) else []
+
+
+def with_ci(value: Any, half_width: Any, digits: int = 3) -> str:
+    """``value ±half_width`` with ``digits`` decimals; the interval left out when it is missing."""
+    if is_missing(value):
+        return MISSING
+    return fmt_fixed(value, digits) + ("" if is_missing(half_width) else f" ±{fmt_fixed(half_width, digits)}")

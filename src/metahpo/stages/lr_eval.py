@@ -11,7 +11,6 @@ rate is the fixed baseline's run.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +26,7 @@ from metahpo.lrcontrol.evaluate import (
 from metahpo.lrcontrol.methods import METHODS, MethodInputs
 from metahpo.stages.lr_problem import lr_task
 from metahpo.training import describe_device, resolve_device
-from metahpo.trial_log import append_partial, partial_path, read_partial
+from metahpo.trial_log import append_partial, partial_path, read_partial, shape_key
 
 REFERENCE = "meta"
 TARGETS = {"schedulefree": 0.8, "cosine": 1.0}  # meta's steps to threshold at most this x the baseline's
@@ -61,7 +60,7 @@ def run(params, job) -> None:
     def one(task, method, seed, inputs, lr=None, identity=None):
         shape = [code, task.name, task.config, params.tasks[task.name].model_dump(mode="json"), seed, control.steps,
                  control.trace_every, identity or [method, inputs.base_lr, inputs.oracle_lr, inputs.recommended_lr]]
-        key = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        key = shape_key(shape)
         if key not in done:
             row, trace = train_run(task, policy_for(method, inputs, lr), seed, control.steps, device)
             done[key] = {**row, "key": key, "trace": trace}

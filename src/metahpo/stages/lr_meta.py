@@ -9,8 +9,6 @@ the end and retrains nothing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from metahpo.io import atomic_dir, write_json
 from metahpo.lrcontrol.meta_train import meta_train
 from metahpo.stages.lr_problem import controller_config, es_settings, lr_task
 from metahpo.training import describe_device, resolve_device
+from metahpo.trial_log import shape_key
 
 MANIFEST = "meta_training.json"
 
@@ -37,8 +36,7 @@ def run(params, job) -> None:
     tasks = [lr_task(params, task, data_root) for task in control.meta_train_tasks]
     shaping = [fingerprint(__name__), params.seed, asdict(config), asdict(settings), control.meta_train_tasks,
                {t.name: t.config for t in tasks}, {t.name: params.tasks[t.name].model_dump(mode="json") for t in tasks}]
-    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    checkpoint = out.parent / "checkpoints" / f"controller-{digest}.safetensors"
+    checkpoint = out.parent / "checkpoints" / f"controller-{shape_key(shaping, 12)}.safetensors"
     device = resolve_device(params.device)
     bar = tqdm(total=settings.iterations, desc="lr_meta", unit="iteration")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from metahpo.fewshot.inits import save_init
@@ -12,6 +10,7 @@ from metahpo.fewshot.methods import METHODS
 from metahpo.io import atomic_dir, write_json
 from metahpo.stages.fewshot_problem import fewshot_problem, inner_settings, sampler
 from metahpo.training import describe_device, resolve_device
+from metahpo.trial_log import shape_key
 
 MANIFEST = "inits.json"
 
@@ -38,7 +37,7 @@ def run(params, job) -> None:
     )  # fmt: skip
     # checkpoints live beside the output (not in it: a tool clears its outputs before a run) and are
     # named by everything that shapes the run, so a changed param never resumes a stale one
-    fingerprint = hashlib.sha256(json.dumps([params.seed, fewshot.model_dump(mode="json")], sort_keys=True).encode()).hexdigest()[:12]
+    fingerprint = shape_key([params.seed, fewshot.model_dump(mode="json")], 12)
     checkpoints = out.parent / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     trained = {}

@@ -9,8 +9,6 @@ interrupted run resumes, and a rerun for a params change elsewhere in ``selectio
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +18,7 @@ from metahpo.codedeps import fingerprint
 from metahpo.io import write_parquet
 from metahpo.selection.pool import FinetuneSettings, finetune, read_pool, serving, target_data
 from metahpo.training import resolve_device
-from metahpo.trial_log import append_partial, partial_path, read_partial
+from metahpo.trial_log import append_partial, partial_path, read_partial, shape_key
 
 
 def settings_for(selection, family: str) -> FinetuneSettings:
@@ -48,8 +46,7 @@ def run(params, job) -> None:
         dataset_dict, info = target_data(target, spec.dataset, spec.classes, spec.max_train, data_root, params.seed)
         for member in serving(members, info, target):
             settings = settings_for(selection, member.descriptor["family"])
-            key = hashlib.sha256(json.dumps([code, params.seed, target, spec.model_dump(mode="json"), member.descriptor,
-                                             settings.__dict__], sort_keys=True).encode()).hexdigest()[:16]
+            key = shape_key([code, params.seed, target, spec.model_dump(mode="json"), member.descriptor, settings.__dict__])
             plan.append((target, spec, dataset_dict, info, member, settings, key))
     rows = []
     bar = tqdm(total=len(plan), initial=sum(p[-1] in done for p in plan), desc="pool_finetune", unit="fine-tune")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order
+from metahpo.report.common import display_order, stage_object, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import (
@@ -55,13 +55,7 @@ def build(inputs: ReportInputs) -> dict:
 
 
 def _summary(results: ResultsTree) -> tuple[Optional[dict], Optional[str]]:
-    stage_note = results.missing_stage("fewshot_eval")
-    if stage_note:
-        return None, stage_note
-    summary, note = results.fewshot_summary()
-    if summary is not None and not isinstance(summary, dict):
-        return None, "not available: fewshot/summary.json is not an object"
-    return summary, note
+    return stage_object(results, "fewshot_eval", results.fewshot_summary, "fewshot/summary.json")
 
 
 def _setup(fewshot: FewShotParams, summary: Optional[dict]) -> list[str]:
@@ -144,12 +138,6 @@ def _meta_learned(table: pd.DataFrame) -> dict[str, bool]:
     return {str(m): bool(v) for m, v in zip(table["method"], table["meta_learned"]) if not is_missing(v)}
 
 
-def _with_ci(value: Any, half_width: Any) -> str:
-    if is_missing(value):
-        return MISSING
-    return fmt_metric(value) + ("" if is_missing(half_width) else f" ±{fmt_metric(half_width)}")
-
-
 def _milliseconds(seconds: Any) -> str:
     return MISSING if is_missing(seconds) else fmt_fixed(1000 * float(seconds), 1)
 
@@ -186,8 +174,8 @@ def _setting_table(setting: str, rows: pd.DataFrame, curves: Optional[pd.DataFra
             mark = "CI overlaps best"
         table_rows.append(
             [
-                method, kind, _with_ci(row.get("accuracy"), row.get("accuracy_ci")),
-                _with_ci(row.get("macro_f1"), row.get("macro_f1_ci")), fmt_int(row.get("steps")),
+                method, kind, with_ci(row.get("accuracy"), row.get("accuracy_ci")),
+                with_ci(row.get("macro_f1"), row.get("macro_f1_ci")), fmt_int(row.get("steps")),
                 fmt_int(row["steps_to_threshold"]) if reached else NOT_REACHED,
                 _milliseconds(row.get("seconds_to_threshold")) if reached else NOT_REACHED,
                 last_seconds, fmt_int(row.get("episodes")), mark,

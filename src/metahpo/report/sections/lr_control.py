@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order
+from metahpo.report.common import display_order, listed, stage_object, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_fixed, fmt_int, fmt_metric, fmt_number, fmt_seconds, is_missing
@@ -57,9 +57,9 @@ def build(inputs: ReportInputs) -> dict:
     runs, traces, results_notes = _frames(results, summary_note)
     table = _summary_rows(summary, "table", "method")
     methods = display_order(
-        [*_listed(summary, "methods"), *control.methods, *(row["method"] for row in table),
+        [*listed(summary, "methods"), *control.methods, *(row["method"] for row in table),
          *(traces["method"].astype(str) if traces is not None else [])],
-        _listed(summary, "methods") or list(control.methods),
+        listed(summary, "methods") or list(control.methods),
     )  # fmt: skip
     held_out = {row["task"]: row for row in _summary_rows(summary, "tasks", "task")}
     preferred = list(held_out) or list(control.eval_tasks)
@@ -83,23 +83,12 @@ def build(inputs: ReportInputs) -> dict:
 
 
 def _summary(results: ResultsTree) -> tuple[Optional[dict], Optional[str]]:
-    stage_note = results.missing_stage("lr_eval")
-    if stage_note:
-        return None, stage_note
-    summary, note = results.lr_eval_summary()
-    if summary is not None and not isinstance(summary, dict):
-        return None, "not available: lr_eval/summary.json is not an object"
-    return summary, note
+    return stage_object(results, "lr_eval", results.lr_eval_summary, "lr_eval/summary.json")
 
 
 def _training(results: ResultsTree) -> tuple[Optional[dict], Optional[str]]:
-    stage_note = results.missing_stage("lr_meta")
-    if stage_note:
-        return None, stage_note
-    training, note = results.lr_meta_training()
-    if training is not None and not isinstance(training, dict):
-        return None, "not available: lr_meta/controller/meta_training.json is not an object"
-    if isinstance(training, dict) and training.get("enabled") is False:
+    training, note = stage_object(results, "lr_meta", results.lr_meta_training, "lr_meta/controller/meta_training.json")
+    if training is not None and training.get("enabled") is False:
         return None, "lr_meta ran with lr_control: null: no controller was meta-trained (rerun the lr_meta stage)"
     return training, note
 
@@ -119,24 +108,12 @@ def _frames(results: ResultsTree, summary_note: Optional[str]) -> Frames:
     return runs, traces, [note for note in (runs_note, traces_note) if note]
 
 
-def _listed(summary: Optional[dict], key: str) -> list[str]:
-    """The summary's list ``key`` (methods, meta_train_tasks) as names; [] if it has none."""
-    value = (summary or {}).get(key)
-    return [str(name) for name in value] if isinstance(value, list) else []
-
-
 def _summary_rows(summary: Optional[dict], key: str, name: str) -> list[dict]:
     """The summary's list of rows ``key``, those that are objects with a ``name``; the name as text."""
     rows = (summary or {}).get(key)
     if not isinstance(rows, list):
         return []
     return [{**row, name: str(row[name])} for row in rows if isinstance(row, dict) and row.get(name) is not None]
-
-
-def _with_ci(value: Any, half_width: Any, digits: int = 3) -> str:
-    if is_missing(value):
-        return MISSING
-    return fmt_fixed(value, digits) + ("" if is_missing(half_width) else f" ±{fmt_fixed(half_width, digits)}")
 
 
 def _interval(low: Any, high: Any) -> str:
@@ -158,7 +135,7 @@ def _setting(summary: Optional[dict], control: LRControlParams, key: str) -> Any
 
 def _setup(params: Params, control: LRControlParams, summary: Optional[dict], training: Optional[dict]) -> list[str]:
     """How the problem was posed: what ran (the summary's and the lr_meta record's values), else the params'."""
-    meta_train = _listed(summary, "meta_train_tasks") or _listed(training, "tasks") or list(control.meta_train_tasks)
+    meta_train = listed(summary, "meta_train_tasks") or listed(training, "tasks") or list(control.meta_train_tasks)
     datasets = display_order({params.tasks[t].dataset for t in meta_train if t in params.tasks}, [])
     families = display_order({params.tasks[t].family for t in meta_train if t in params.tasks}, [])
     steps, seeds = _setting(summary, control, "steps"), _setting(summary, control, "seeds")
@@ -211,7 +188,7 @@ def _held_out(params: Params, control: LRControlParams, summary: Optional[dict],
     notes = [summary_note] if summary_note else []
     if summary is not None and not held_out:
         notes.append("not available: lr_eval/summary.json has no task rows")
-    meta_train = _listed(summary, "meta_train_tasks") or control.meta_train_tasks
+    meta_train = listed(summary, "meta_train_tasks") or control.meta_train_tasks
 
     columns = [
         ("task", False), ("dataset", False), ("its dataset", False), ("family", False), ("its family", False),
@@ -373,10 +350,10 @@ def _method_tables(task: str, rows: dict[str, dict], methods: list[str], summary
         row = rows[method]
         seeds = row.get("seeds")
         reached = f"{fmt_int(row.get('reached'))}/{fmt_int(seeds)}"
-        stats = [_with_ci(row.get(key), row.get(f"{key}_ci"), digits) for key, _, digits in THRESHOLD_STATS]
+        stats = [with_ci(row.get(key), row.get(f"{key}_ci"), digits) for key, _, digits in THRESHOLD_STATS]
         threshold_rows.append([method, fmt_int(seeds), fmt_int(row.get("diverged")), reached, *stats])
         final_rows.append(
-            [method, *(_with_ci(row.get(key), row.get(f"{key}_ci"), digits) for key, _, digits in FINAL_STATS)]
+            [method, *(with_ci(row.get(key), row.get(f"{key}_ci"), digits) for key, _, digits in FINAL_STATS)]
         )
     threshold = fmt_number((summary or {}).get("threshold"))
     threshold_columns = [("method", False), ("seeds", True), ("diverged / failed", True), ("reached", True)]
@@ -459,7 +436,7 @@ def _meta_training(training: Optional[dict], training_note: Optional[str], summa
     seconds, count = record.get("seconds", fallback.get("seconds")), record.get("runs", fallback.get("runs"))
     rows = []
     if not (is_missing(seconds) and is_missing(count)):
-        on = ", ".join(_listed(record, "tasks")) or "the meta-train tasks"
+        on = ", ".join(listed(record, "tasks")) or "the meta-train tasks"
         device = record.get("device") or (summary or {}).get("device") or MISSING
         rows.append([f"meta-training the controller (once, on {on})", fmt_int(count), fmt_seconds(seconds),
                      str(device)])  # fmt: skip

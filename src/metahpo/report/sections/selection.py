@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order
+from metahpo.report.common import display_order, listed, stage_object, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_fixed, fmt_int, fmt_metric, fmt_number, is_missing
@@ -46,8 +46,8 @@ def build(inputs: ReportInputs) -> dict:
     truth, truth_note = (None, truth_stage) if truth_stage else results.pool_truth()
     members = _member_order(results, selection, summary)
     targets = display_order(
-        [*_listed(summary, "targets"), *selection.targets, *(truth["target"].astype(str) if truth is not None else [])],
-        _listed(summary, "targets") or list(selection.targets),
+        [*listed(summary, "targets"), *selection.targets, *(truth["target"].astype(str) if truth is not None else [])],
+        listed(summary, "targets") or list(selection.targets),
     )  # fmt: skip
     data["setup"] = _setup(selection, summary, members, targets)
     data.update(_pool(results, members))
@@ -59,28 +59,15 @@ def build(inputs: ReportInputs) -> dict:
 
 
 def _summary(results: ResultsTree) -> tuple[Optional[dict], Optional[str]]:
-    stage_note = results.missing_stage("selection")
-    if stage_note:
-        return None, stage_note
-    summary, note = results.selection_summary()
-    if summary is not None and not isinstance(summary, dict):
-        return None, "not available: selection/summary.json is not an object"
-    return summary, note
-
-
-def _listed(summary: Optional[dict], key: str) -> list[str]:
-    """The summary's list ``key`` (selectors, targets, members) as names; [] if it has none."""
-    value = (summary or {}).get(key)
-    return [str(name) for name in value] if isinstance(value, list) else []
+    return stage_object(results, "selection", results.selection_summary, "selection/summary.json")
 
 
 def _member_order(results: ResultsTree, selection: SelectionParams, summary: Optional[dict]) -> list[str]:
     """The pool's order: its manifest's, else the summary's, else the params'."""
     manifest = None if results.missing_stage("pool") else results.pool_manifest()[0]
-    listed = manifest.get("members") if isinstance(manifest, dict) else None
-    if isinstance(listed, list) and listed:
-        return [str(name) for name in listed]
-    return _listed(summary, "members") or list(selection.pool)
+    return listed(manifest if isinstance(manifest, dict) else None, "members") or listed(summary, "members") or list(
+        selection.pool
+    )
 
 
 def _setup(selection: SelectionParams, summary: Optional[dict], members: list[str], targets: list[str]) -> list[str]:
@@ -159,12 +146,6 @@ def _classes(source: dict) -> str:
     return fmt_int(count)
 
 
-def _with_ci(value: Any, half_width: Any) -> str:
-    if is_missing(value):
-        return MISSING
-    return fmt_metric(value) + ("" if is_missing(half_width) else f" ±{fmt_metric(half_width)}")
-
-
 def _decimals(value: Any) -> int:
     """Decimals that show three significant digits of ``value`` (at most four, none above 100)."""
     if is_missing(value) or float(value) == 0:
@@ -172,7 +153,7 @@ def _decimals(value: Any) -> int:
     return int(min(4, max(0, 2 - np.floor(np.log10(abs(float(value)))))))
 
 
-def _milliseconds_with_ci(seconds: Any, half_width: Any) -> str:
+def _millisecondswith_ci(seconds: Any, half_width: Any) -> str:
     """Milliseconds, the mean to three significant digits and its half-width to as many decimals."""
     if is_missing(seconds):
         return MISSING
@@ -196,7 +177,7 @@ def _comparison(selection: SelectionParams, summary: Optional[dict], summary_not
     if not isinstance(rows, list) or not [row for row in rows if isinstance(row, dict) and row.get("selector")]:
         return {"comparison_notes": ["not available: selection/summary.json has no selector table"], **empty}
     by_selector = {str(row["selector"]): row for row in rows if isinstance(row, dict) and row.get("selector")}
-    order = display_order(by_selector, _listed(summary, "selectors") or selection.selectors)
+    order = display_order(by_selector, listed(summary, "selectors") or selection.selectors)
     notes = []
     if REFERENCE not in by_selector:
         notes.append(f"no {REFERENCE} selector in the results: no paired test, interval coverage or error")
@@ -215,10 +196,10 @@ def _comparison(selection: SelectionParams, summary: Optional[dict], summary_not
             p_value = _p_value(row.get("p_reference_lower_regret")) if REFERENCE in by_selector else MISSING
         table_rows.append(
             [
-                selector, fmt_int(row.get("targets")), _with_ci(row.get("tau"), row.get("tau_ci")),
-                _with_ci(row.get("regret"), row.get("regret_ci")), fmt_metric(row.get("median_regret")),
-                _with_ci(row.get("hit3"), row.get("hit3_ci")),
-                _milliseconds_with_ci(row.get("seconds"), row.get("seconds_ci")), fmt_metric(row.get("coverage")),
+                selector, fmt_int(row.get("targets")), with_ci(row.get("tau"), row.get("tau_ci")),
+                with_ci(row.get("regret"), row.get("regret_ci")), fmt_metric(row.get("median_regret")),
+                with_ci(row.get("hit3"), row.get("hit3_ci")),
+                _millisecondswith_ci(row.get("seconds"), row.get("seconds_ci")), fmt_metric(row.get("coverage")),
                 fmt_metric(row.get("abs_error")), p_value,
             ]
         )  # fmt: skip
