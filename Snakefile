@@ -1,5 +1,5 @@
 # Meta-learned hyperparameter tuning. Run: snakemake --cores 1 --resources gpu=1
-# Another profile: snakemake --cores 1 --resources gpu=1 --config params=profiles/mirror-small.yaml
+# Another profile: snakemake --cores 1 --resources gpu=1 --config params=params/mirror-small.yaml
 # Stages, paths and commands come from the stage table in src/metahpo/pipeline.py, which also
 # renders dvc.yaml, so Snakemake and DVC run the same commands on the same paths; each job records
 # itself in dvc.lock when it succeeds (metahpo.toolsync), so `dvc repro` afterwards runs nothing.

@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--methods", help="comma-separated few-shot methods (default: the profile's)")
     parser.add_argument("--iterations", type=int, help="override meta_train.iterations")
     args = parser.parse_args()
-    raw = yaml.safe_load((REPO / "profiles" / "mirror-small.yaml").read_text())
+    raw = yaml.safe_load((REPO / "params" / "mirror-small.yaml").read_text())
     fewshot = {**raw["fewshot"], **BENCHMARK}
     if args.methods:
         fewshot["methods"] = args.methods.split(",")

@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="work folder: params.yaml and results/ go here")
     parser.add_argument("--redraws", type=int, help="override selection.redraws")
     args = parser.parse_args()
-    raw = yaml.safe_load((REPO / "profiles" / "mirror-small.yaml").read_text())
+    raw = yaml.safe_load((REPO / "params" / "mirror-small.yaml").read_text())
     raw["datasets"] = DATASETS
     raw["tasks"] = {"mnist_1k-cnn": {"dataset": "mnist_1k", "family": "cnn"}}  # unused here; params need a task
     raw["fewshot"] = None

@@ -377,6 +377,19 @@ def test_recommend_for_an_unfitted_family_names_the_fitted_ones(fitted):
         load_meta_model(fitted["out_dir"] / "model", "bert")
 
 
+def test_a_truncated_meta_model_file_is_refused_naming_it(fitted, tmp_path):
+    import shutil
+
+    model_dir = shutil.copytree(fitted["out_dir"] / "model", tmp_path / "model")
+    surrogate = model_dir / "mlp.skops"
+    surrogate.write_bytes(surrogate.read_bytes()[:-200])
+    with pytest.raises(MetahpoError, match=r"mlp\.skops: it is truncated or corrupted \(BadZipFile.*rerun the fit_meta stage"):
+        load_meta_model(model_dir, "mlp")
+    (model_dir / "meta_model.json").write_text('{"format": ')
+    with pytest.raises(MetahpoError, match=r"meta_model\.json: it is truncated or corrupted"):
+        load_meta_model(model_dir, "mlp")
+
+
 def test_skops_refuses_types_outside_the_allow_list(tmp_path):
     path = tmp_path / "evil.skops"
     skops.io.dump(FunctionTransformer(func=os.system), path)

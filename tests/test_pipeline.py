@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,19 +14,14 @@ import yaml
 
 from metahpo import pipeline
 from metahpo.config import load_params
+from project_runs import ENV, TINY, dvc_outdated, project_copy, ran, recorded, run
 
-TINY = Path(__file__).parent / "data" / "params_tiny.yaml"
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def test_committed_generated_files_match_the_stage_table(repo_root):
-    committed = (repo_root / "dvc.yaml").read_text()
-    assert committed == pipeline.render_dvc_yaml(str(repo_root)), "dvc.yaml is stale: run `make generated`"
-    for stage in pipeline.STAGES:
-        script = repo_root / stage.script
-        assert script.is_file() and script.read_text() == pipeline.render_script(stage), (
-            f"{stage.script} is missing or stale: run `make generated`"
-        )
+    for path, text in pipeline.generated_files(str(repo_root)).items():
+        committed = repo_root / path
+        assert committed.is_file() and committed.read_text() == text, f"{path} is missing or stale: run `make generated`"
     assert sorted(p.name for p in (repo_root / "scripts").glob("*.py")) == sorted(
         f"{s.name}.py" for s in pipeline.STAGES
     ), "scripts/ holds an entry point of no stage"
@@ -50,8 +44,19 @@ def test_every_stage_has_its_module_rule_and_subcommand(repo_root):
         assert f'include: "workflow/rules/{stage.name}.smk"' in snakefile, stage.name
         rule = (repo_root / "workflow" / "rules" / f"{stage.name}.smk").read_text()
         assert f"rule {stage.name}:" in rule and f'stage_shell("{stage.name}")' in rule, stage.name
-        assert ("gpu=1" in rule) == stage.gpu, f"{stage.name}: the rule's gpu resource and the table disagree"
+        assert f'**stage_resources("{stage.name}")' in rule, f"{stage.name}: its resources come from the table"
         assert stage.subcommand in subcommands, stage.subcommand
+
+
+def test_snakemake_profiles_map_the_gpu_rules(repo_root):
+    """The GPU profile leaves every training rule's gpu=1 (one GPU per job); the CPU one zeroes exactly those."""
+    gpu_rules = {s.name for s in pipeline.STAGES if s.gpu}
+    assert gpu_rules and gpu_rules != {s.name for s in pipeline.STAGES}
+    for name, has_gpus in pipeline.SNAKEMAKE_PROFILES.items():
+        profile = yaml.safe_load((repo_root / "profiles" / name / "config.yaml").read_text())
+        assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
+        zeroed = {entry.split(":")[0] for entry in profile.get("set-resources", []) if entry.endswith(":gpu=0")}
+        assert zeroed == (set() if has_gpus else gpu_rules), name
 
 
 def snakemake_jobs(workdir: Path, snakefile: Path, *extra: str) -> dict[tuple[str, str], dict]:
@@ -138,44 +143,16 @@ def test_snakemake_dry_run_plans_the_whole_default_pipeline(repo_root):
     assert rules.count("lr_meta") == rules.count("lr_eval") == 1
 
 
-def _project_copy(repo_root: Path, dest: Path, params_file: Path) -> Path:
-    """A fresh git + DVC project with this repo's pipeline files and the given params."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "dvc.yaml", "workflow", "scripts", "src", ".dvc", ".dvcignore", ".gitignore"):
-        src = repo_root / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    shutil.copy2(params_file, dest / "params.yaml")
-    # a clone always has a commit; dvclive reads the git revision and fails on an empty repository
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=dest, check=True)
-    return dest
-
-
-def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV, timeout=timeout)
-    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout + proc.stderr
-
-
-def _ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
 @pytest.mark.slow  # the whole pipeline, three times over: minutes
 def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_path):
-    project = _project_copy(repo_root, tmp_path / "project", TINY)
+    project = project_copy(repo_root, tmp_path / "project", TINY)
     params = yaml.safe_load(TINY.read_text())
     # per dataset: download, metafeatures; per task: sweep, tune, train_recommended; once: fit_meta,
     # benchmark, meta_init, fewshot_eval, pool, pool_finetune, selection, lr_meta, lr_eval, report
     n_jobs = 2 * len(params["datasets"]) + 3 * len(params["tasks"]) + 10
 
-    first = _run(["dvc", "repro"], project)
-    assert len(_ran(first)) == n_jobs
+    first = run(["dvc", "repro"], project)
+    assert len(ran(first)) == n_jobs
     report = (project / "results/report/index.html").read_text()
     for section in ("tasks", "sweeps", "loto", "convergence", "fewshot", "provenance"):
         assert f'id="{section}"' in report
@@ -204,7 +181,7 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     assert set(regret["family"]) == {"mlp"}  # cnn has a single task: skipped, with a note
     assert "note" in json.loads((project / "results/benchmark/summary.json").read_text())["families"]["cnn"]
 
-    assert _ran(_run(["dvc", "repro"], project)) == set(), "second dvc repro must execute nothing"
+    assert ran(run(["dvc", "repro"], project)) == set(), "second dvc repro must execute nothing"
 
     plots = json.loads(subprocess.run(["dvc", "plots", "show", "--json"], cwd=project, capture_output=True,
                                       text=True, env=ENV, check=True).stdout)
@@ -215,29 +192,18 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
 
     params["meta"]["n_estimators"] = 30  # a meta-model param only
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    rerun = _ran(_run(["dvc", "repro"], project))
+    rerun = ran(run(["dvc", "repro"], project))
     # neither the benchmark nor the real tuning reads meta.*; lr_eval reads the recommendations (its
     # kept log then retrains nothing but the recommended method's runs)
     assert rerun == {"fit_meta", "lr_eval", "report"} | {f"train_recommended@{t}" for t in params["tasks"]}
 
-    dry = _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+    dry = run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
     assert "Nothing to be done" in dry, dry[-2000:]
-
-
-def _recorded(output: str) -> set[str]:
-    """The jobs a Snakemake run recorded in dvc.lock (metahpo.toolsync prints one line each)."""
-    return set(re.findall(r"^(\S+): recorded in dvc\.lock$", output, re.M))
-
-
-def _dvc_outdated(project: Path) -> set[str]:
-    proc = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, env=ENV)
-    assert proc.returncode == 0, proc.stderr
-    return set(json.loads(proc.stdout or "{}"))
 
 
 def _snakemake_plan(project: Path) -> dict[str, str]:
     """The jobs a dry run would run, each with its reason (address -> reason)."""
-    out = _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+    out = run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
     jobs = {}
     for block in re.split(r"\n(?=(?:localrule|rule) \w+:)", out):
         head = re.match(r"(?:localrule|rule) (\w+):", block)
@@ -253,14 +219,14 @@ def _snakemake_plan(project: Path) -> dict[str, str]:
 def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
     """Snakemake runs, DVC agrees; an edited module outdates the same stages in both; a meta param
     reruns fit_meta onward under either tool, and the other tool then has nothing to do."""
-    project = _project_copy(repo_root, tmp_path / "project", TINY)
+    project = project_copy(repo_root, tmp_path / "project", TINY)
     raw = yaml.safe_load(TINY.read_text())
     jobs = {job.address: job for job in pipeline.expand_jobs(raw)}
 
-    first = _run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500)
-    assert _recorded(first) == set(jobs), "every Snakemake job records itself in dvc.lock"
-    assert _dvc_outdated(project) == set()
-    assert _ran(_run(["dvc", "repro"], project)) == set(), "dvc repro after snakemake must execute nothing"
+    first = run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500)
+    assert recorded(first) == set(jobs), "every Snakemake job records itself in dvc.lock"
+    assert dvc_outdated(project) == set()
+    assert ran(run(["dvc", "repro"], project)) == set(), "dvc repro after snakemake must execute nothing"
 
     # an edit deep in a closure outdates exactly the stages that import it, under both tools
     for module in ("src/metahpo/hpo/gp.py", "src/metahpo/metrics/squad.py", "src/metahpo/data/splits.py",
@@ -270,7 +236,7 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
         path.write_text(original + ("\n<!-- edited -->\n" if module.endswith(".html") else "\n# edited\n"))
         importing = {a for a, j in jobs.items() if module in pipeline.STAGE_BY_NAME[j.stage].code(str(project))}
         assert importing, module
-        assert _dvc_outdated(project) == importing, module
+        assert dvc_outdated(project) == importing, module
         # Snakemake plans the importing jobs and what follows them; it names a job's own changed
         # input only where no upstream job reruns too
         plan = _snakemake_plan(project)
@@ -283,25 +249,25 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
         path.write_text(original)
         # the file as it was, mtime included
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert _dvc_outdated(project) == set() and _snakemake_plan(project) == {}
+    assert dvc_outdated(project) == set() and _snakemake_plan(project) == {}
 
     raw["meta"]["n_estimators"] = 30  # a meta-model param only
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
-    rerun = _recorded(_run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500))
+    rerun = recorded(run(["snakemake", "--cores", "2", "--resources", "gpu=1"], project, timeout=1500))
     assert "fit_meta" in rerun
     downstream = {"fit_meta", "lr_eval", "report"} | {a for a in jobs if a.startswith("train_recommended@")}
     assert rerun <= downstream, f"only fit_meta and what follows it: {sorted(rerun - downstream)}"
-    assert _dvc_outdated(project) == set()
-    assert _ran(_run(["dvc", "repro"], project)) == set()
-    assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+    assert dvc_outdated(project) == set()
+    assert ran(run(["dvc", "repro"], project)) == set()
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
 
     # the other way round: DVC runs a params change, and Snakemake, whose records of those jobs it
     # clears, has nothing left to do
     raw["meta"]["n_estimators"] = 40
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
-    rerun = _ran(_run(["dvc", "repro"], project))
+    rerun = ran(run(["dvc", "repro"], project))
     assert "fit_meta" in rerun and rerun <= downstream, sorted(rerun)
-    assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1", "--resources", "gpu=1"], project)
 
 
 @pytest.mark.slow  # every family on real mirror data: ~12 min
@@ -309,14 +275,14 @@ def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, 
     """Real Hub data from the offline mirror, every model family, the whole pipeline."""
     import pandas as pd
 
-    raw = yaml.safe_load((repo_root / "profiles" / "mirror-small.yaml").read_text())
+    raw = yaml.safe_load((repo_root / "params" / "mirror-small.yaml").read_text())
     raw["download"]["mirror"] = str(mirror)  # the profile's relative path assumes the repo root as cwd
     params_file = tmp_path / "mirror-small.yaml"
     params_file.write_text(yaml.safe_dump(raw))
-    project = _project_copy(repo_root, tmp_path / "project", params_file)
+    project = project_copy(repo_root, tmp_path / "project", params_file)
 
     # gpu is a scheduling resource: on a CPU machine two training jobs may share the two cores
-    _run(["snakemake", "--cores", "2", "--resources", "gpu=2"], project, timeout=1800)
+    run(["snakemake", "--cores", "2", "--resources", "gpu=2"], project, timeout=1800)
 
     families = {spec["family"] for spec in raw["tasks"].values()}
     assert families >= {"cnn", "resnet18", "vit", "lstm", "gru", "bert", "bidaf", "bert_qa", "bilstm_crf", "bert_ner"}

@@ -79,6 +79,12 @@ class SweepParams(Strict):
     random_trials: int = Field(10, ge=0)
     epochs: int = Field(5, gt=0, description="epochs per trial, for families without an epochs hyperparameter")
 
+    @model_validator(mode="after")
+    def _some_trial(self) -> "SweepParams":
+        if not self.grid and self.random_trials == 0:
+            raise ValueError("grid is false and random_trials is 0, so a sweep has no trial: set grid: true or random_trials > 0")
+        return self
+
 
 class HyperparameterSpace(Strict):
     values: list[Union[int, float]] = Field(min_length=1, description="the grid")
@@ -399,13 +405,30 @@ class Params(Strict):
         return all(source(t) != source(task) for t in seen), all(family(t) != family(task) for t in seen)
 
 
+def _source_or_none(source: str):
+    from metahpo.data.sources import resolve_source
+
+    try:
+        return resolve_source(source)
+    except MetahpoError:
+        return None  # reported by check_source
+
+
 def _check_against_registries(params: Params) -> list[str]:
     """Cross-field checks that need the dataset and family registries; returns 'path: problem' lines."""
     from metahpo.data import check_source
-    from metahpo.data.sources import COLUMN_ROLES
+    from metahpo.data.sources import COLUMN_ROLES, HubSource
     from metahpo.models import FAMILIES
 
     problems: list[str] = []
+    mirror = params.download.mirror
+    if mirror is not None and not Path(mirror).is_dir():
+        hub = sorted(name for name, ds in params.datasets.items() if isinstance(_source_or_none(ds.source), HubSource))
+        if hub:
+            problems.append(
+                f"download.mirror: {mirror!r} is not a folder (relative paths start where the pipeline runs); "
+                f"{', '.join(hub)} load from it: point it at a folder in the Hub's layout, or set it to null to use the Hub"
+            )
     for name, ds in params.datasets.items():
         try:
             check_source(ds.source)

@@ -6,6 +6,7 @@ A reader (or an interrupted run) never sees a half-written file or folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -20,6 +21,33 @@ def _umask() -> int:
     return mask
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file (or each file of a folder) to disk: after a crash the rename never
+    points at data that was not yet written."""
+    for file in [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]:
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _disk_full_is_clear(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _DISK_FULL or "No space left on device" in str(err):  # pyarrow's IO errors carry no errno
+            from metahpo.artifacts import ArtifactError
+
+            kept = f"the previous {target} is kept unchanged" if target.exists() else f"nothing was written to {target}"
+            raise ArtifactError(f"disk full while writing {target} ({err.strerror}): {kept}; free space and rerun") from err
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; on success it replaces ``target``."""
@@ -29,7 +57,9 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        with _disk_full_is_clear(target):
+            yield tmp_path
+            _fsync(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it private; artifacts are ordinary files
         os.replace(tmp_path, target)
     finally:
@@ -44,7 +74,9 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        yield tmp
+        with _disk_full_is_clear(target):
+            yield tmp
+            _fsync(tmp)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; artifacts are ordinary folders
         if target.exists():
             old = target.with_name(f".{target.name}.old")

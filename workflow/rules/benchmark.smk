@@ -6,5 +6,7 @@ rule benchmark:
         stage_output("benchmark"),
     params:
         values=stage_params("benchmark"),
+    resources:
+        **stage_resources("benchmark"),
     shell:
         stage_shell("benchmark")

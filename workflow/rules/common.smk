@@ -30,6 +30,11 @@ def stage_params(name):
     return pipeline.job_params(stage, RAW_PARAMS)
 
 
+def stage_resources(name):
+    """gpu (training rules), runtime and mem_mb from the stage table; a profile may override them."""
+    return pipeline.STAGE_BY_NAME[name].resources()
+
+
 def stage_shell(name):
     """The stage's command (as in dvc.yaml), then its record in dvc.lock (metahpo.toolsync)."""
     stage = pipeline.STAGE_BY_NAME[name]

@@ -6,5 +6,7 @@ rule download:
         stage_output("download"),
     params:
         values=stage_params("download"),
+    resources:
+        **stage_resources("download"),
     shell:
         stage_shell("download")

@@ -7,6 +7,6 @@ rule fewshot_eval:
     params:
         values=stage_params("fewshot_eval"),
     resources:
-        gpu=1,
+        **stage_resources("fewshot_eval"),
     shell:
         stage_shell("fewshot_eval")

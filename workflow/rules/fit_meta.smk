@@ -6,5 +6,7 @@ rule fit_meta:
         stage_output("fit_meta"),
     params:
         values=stage_params("fit_meta"),
+    resources:
+        **stage_resources("fit_meta"),
     shell:
         stage_shell("fit_meta")

@@ -7,6 +7,6 @@ rule lr_eval:
     params:
         values=stage_params("lr_eval"),
     resources:
-        gpu=1,
+        **stage_resources("lr_eval"),
     shell:
         stage_shell("lr_eval")

@@ -7,6 +7,6 @@ rule lr_meta:
     params:
         values=stage_params("lr_meta"),
     resources:
-        gpu=1,
+        **stage_resources("lr_meta"),
     shell:
         stage_shell("lr_meta")

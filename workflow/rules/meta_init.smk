@@ -7,6 +7,6 @@ rule meta_init:
     params:
         values=stage_params("meta_init"),
     resources:
-        gpu=1,
+        **stage_resources("meta_init"),
     shell:
         stage_shell("meta_init")

@@ -6,5 +6,7 @@ rule metafeatures:
         stage_output("metafeatures"),
     params:
         values=stage_params("metafeatures"),
+    resources:
+        **stage_resources("metafeatures"),
     shell:
         stage_shell("metafeatures")

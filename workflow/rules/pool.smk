@@ -7,6 +7,6 @@ rule pool:
     params:
         values=stage_params("pool"),
     resources:
-        gpu=1,
+        **stage_resources("pool"),
     shell:
         stage_shell("pool")

@@ -7,6 +7,6 @@ rule pool_finetune:
     params:
         values=stage_params("pool_finetune"),
     resources:
-        gpu=1,
+        **stage_resources("pool_finetune"),
     shell:
         stage_shell("pool_finetune")

@@ -6,5 +6,7 @@ rule report:
         stage_output("report"),
     params:
         values=stage_params("report"),
+    resources:
+        **stage_resources("report"),
     shell:
         stage_shell("report")

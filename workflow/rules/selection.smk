@@ -6,5 +6,7 @@ rule selection:
         stage_output("selection"),
     params:
         values=stage_params("selection"),
+    resources:
+        **stage_resources("selection"),
     shell:
         stage_shell("selection")

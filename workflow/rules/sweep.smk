@@ -7,6 +7,6 @@ rule sweep:
     params:
         values=stage_params("sweep"),
     resources:
-        gpu=1,
+        **stage_resources("sweep"),
     shell:
         stage_shell("sweep")

@@ -7,6 +7,6 @@ rule train_recommended:
     params:
         values=stage_params("train_recommended"),
     resources:
-        gpu=1,
+        **stage_resources("train_recommended"),
     shell:
         stage_shell("train_recommended")

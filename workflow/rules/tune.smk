@@ -7,6 +7,6 @@ rule tune:
     params:
         values=stage_params("tune"),
     resources:
-        gpu=1,
+        **stage_resources("tune"),
     shell:
         stage_shell("tune")

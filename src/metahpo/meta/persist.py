@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from metahpo.artifacts import require_readable
 from metahpo.errors import MetahpoError
 from metahpo.io import read_json, write_json
 from metahpo.meta.rankers import METHODS, FamilyMetaModel
@@ -57,8 +58,7 @@ def load_surrogate(path: Path) -> Any:
 def load_meta_model(model_dir: str | Path, family: str) -> FamilyMetaModel:
     model_dir = Path(model_dir)
     index_path = model_dir / META_MODEL_FILE
-    if not index_path.is_file():
-        raise MetahpoError(f"{index_path} not found; run the fit_meta stage first")
+    require_readable(index_path, "run the fit_meta stage (again)")
     index = read_json(index_path)
     if index.get("format") != FORMAT_VERSION:
         raise MetahpoError(f"{index_path} has format {index.get('format')!r}, expected {FORMAT_VERSION}; rerun fit_meta")
@@ -68,8 +68,7 @@ def load_meta_model(model_dir: str | Path, family: str) -> FamilyMetaModel:
         raise MetahpoError(f"no fitted meta-model for family {family!r}; fitted families: {fitted}")
     raw = families[family]
     surrogate_path = model_dir / raw["surrogate_file"]
-    if not surrogate_path.is_file():
-        raise MetahpoError(f"{surrogate_path} not found beside {index_path}; rerun the fit_meta stage")
+    require_readable(surrogate_path, "rerun the fit_meta stage")
     return FamilyMetaModel.from_json(raw, load_surrogate(surrogate_path))
 
 

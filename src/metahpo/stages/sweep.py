@@ -74,6 +74,8 @@ def run_sweep(
     }
 
     todo = [t for t in trials if t["trial_id"] not in done]
+    if done:
+        print(f"{task}: resumed {len(done)} finished trials from {progress_file}; {len(todo)} left to train", flush=True)
     if todo:
         family, options, prepared = task_data(params, task, data_dir)  # once per task, shared by every trial
         bar = tqdm(total=len(trials), initial=len(done), desc=task, unit="trial", disable=not progress)
