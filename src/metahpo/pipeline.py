@@ -59,8 +59,11 @@ class Stage:
     plots: tuple[str, ...] = ()  # outputs `dvc plots show` reads (not cached)
     metrics: tuple[str, ...] = ()  # outputs `dvc metrics show` reads (not cached)
     gpu: bool = False  # `resources: gpu=1`: a scheduling token locally, one GPU per job on a GPU cluster
-    runtime: int = 30  # minutes: the job's time limit on a cluster (`resources: runtime`, sbatch -t)
-    mem_mb: int = 4000  # the job's memory on a cluster (`resources: mem_mb`, sbatch --mem)
+    # a cluster job's limits (`resources: runtime` in minutes, `mem_mb`; sbatch -t, --mem): about twice
+    # the peak RSS measured on params/mirror-small.yaml, and over 10x its longest job (docs/PERFORMANCE.md);
+    # larger params raise them (benchmarks/throughput.py sizes the training jobs)
+    runtime: int = 60
+    mem_mb: int = 2000
 
     def resources(self) -> dict[str, int]:
         """The rule's resources (workflow/rules/common.smk: ``stage_resources``)."""
@@ -131,6 +134,7 @@ STAGES: tuple[Stage, ...] = (
         deps=(),
         params=("seed", "datasets.{key}", "download"),
         outs=("results/data/{key}",),
+        mem_mb=3000,
     ),
     Stage(
         name="metafeatures",
@@ -148,6 +152,7 @@ STAGES: tuple[Stage, ...] = (
         params=("seed", "device", "precision", "tasks.{key}", "sweep", "families.{family}"),
         outs=("results/sweep/{key}.parquet",),
         gpu=True,
+        mem_mb=4000,
     ),
     Stage(
         name="fit_meta",
@@ -169,6 +174,7 @@ STAGES: tuple[Stage, ...] = (
         # files, not their folder: Snakemake marks folder outputs with a timestamp file DVC cannot plot
         plots=tuple(f"results/train/{{key}}/dvclive/plots/metrics/{m}.tsv" for m in DVCLIVE_METRICS),
         gpu=True,
+        mem_mb=4000,
     ),
     Stage(
         name="benchmark",
@@ -193,6 +199,7 @@ STAGES: tuple[Stage, ...] = (
         params=("seed", "device", "precision", "tasks", "families.{family}", "sweep.epochs", "tune"),
         outs=("results/tune/{key}.parquet",),
         gpu=True,
+        mem_mb=4000,
     ),
     Stage(
         name="meta_init",
@@ -231,6 +238,7 @@ STAGES: tuple[Stage, ...] = (
         params=("seed", "device", "precision", "selection"),
         outs=("results/pool_finetune/truth.parquet",),
         gpu=True,
+        mem_mb=3000,
     ),
     Stage(
         name="selection",
