@@ -201,8 +201,9 @@ def tiny_selection(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        run_stage("download", "params.yaml", "digits_150")
-        run_stage("metafeatures", "params.yaml", "digits_150")
+        for dataset in _selection_raw()["datasets"]:  # the stages check every dataset they depend on
+            run_stage("download", "params.yaml", dataset)
+            run_stage("metafeatures", "params.yaml", dataset)
         for stage in ("pool", "pool_finetune", "selection"):
             run_stage(stage, "params.yaml")
     finally:

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -45,6 +46,12 @@ def slurm_cluster():
 def submitted_jobs(output: str) -> dict[str, str]:
     """Snakemake's job number -> SLURM job id, from the executor's log lines."""
     return dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output))
+
+
+def with_job_logs(output: str) -> str:
+    """The workflow's output followed by each SLURM job's log (a job's own output goes there)."""
+    logs = re.findall(r"has been submitted with SLURM jobid \d+ \(log: (.+?)\)\.?$", output, re.M)
+    return "\n".join([output, *(Path(log).read_text(encoding="utf-8") for log in logs)])
 
 
 def slurm_states(job_ids) -> dict[str, tuple[str, str]]:
@@ -100,7 +107,8 @@ def test_scancel_of_a_sweep_job_then_rerun_recomputes_no_finished_trial(repo_roo
     logged = finished_lines(log)
     assert 3 <= len(logged) < 10
 
-    rerun = run(["snakemake", "--profile", PROFILE, target], project, timeout=900)
+    # the job prints "resumed ..." into its SLURM log, which the plugin deletes on success unless kept
+    rerun = with_job_logs(run(["snakemake", "--profile", PROFILE, "--slurm-keep-successful-logs", target], project, timeout=900))
     table = assert_resumed_without_recomputing(project, task, logged, rerun)
     whole = uninterrupted_sweep(repo_root, tmp_path, params_file, task)
     pd.testing.assert_frame_equal(table.drop(columns=TIMING_COLUMNS), whole.drop(columns=TIMING_COLUMNS))
