@@ -27,6 +27,7 @@ SPREAD_MODULES = {"test_pipeline.py", "test_faults.py"}
 LONGEST_FIRST = ("test_mirror_small_profile_runs_end_to_end_with_snakemake", "test_slurm.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.path.name

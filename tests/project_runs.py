@@ -95,18 +95,28 @@ def wait_for_trials(log: Path, count: int, proc: subprocess.Popen, timeout: floa
         time.sleep(0.5)
 
 
-def assert_resumed_without_recomputing(project: Path, task: str, logged: list[dict], rerun_output: str) -> pd.DataFrame:
-    """The rerun read every trial the stopped run had finished and trained only the others."""
+def assert_resumed_without_recomputing(project: Path, task: str, logged: list[dict], rerun_output: str,
+                                       record) -> pd.DataFrame:
+    """The rerun read every trial the stopped run had finished and trained only the others; ``record``
+    (pytest's record_property) keeps the counts for benchmarks/fault_figures.py."""
     table = pd.read_parquet(project / f"results/sweep/{task}.parquet")
     assert f"{task}: resumed {len(logged)} finished trials" in rerun_output, rerun_output[-3000:]
     kept = table.set_index("trial_id").loc[[row["trial_id"] for row in logged]]
     # their seconds are the stopped run's, to the last digit: read back, not trained again
-    assert list(kept["seconds"]) == [row["seconds"] for row in logged]
+    recomputed = sum(kept_s != row["seconds"] for kept_s, row in zip(kept["seconds"], logged))
+    record("trials", len(table))
+    record("finished before the stop", len(logged))
+    record("finished trials recomputed", recomputed)
+    assert recomputed == 0
     assert not (project / f"results/sweep/{task}.partial.jsonl").exists()
     return table
 
 
-def uninterrupted_sweep(repo_root: Path, tmp_path: Path, params_file: Path, task: str) -> pd.DataFrame:
+def assert_same_as_uninterrupted(repo_root: Path, tmp_path: Path, params_file: Path, task: str, table: pd.DataFrame,
+                                 record) -> None:
+    """The resumed sweep's table equals an uninterrupted run's, all but the timing columns."""
     project = project_copy(repo_root, tmp_path / "uninterrupted", params_file)
     run(["snakemake", f"results/sweep/{task}.parquet", "--cores", "1", "--resources", "gpu=1"], project)
-    return pd.read_parquet(project / f"results/sweep/{task}.parquet")
+    whole = pd.read_parquet(project / f"results/sweep/{task}.parquet")
+    pd.testing.assert_frame_equal(table.drop(columns=TIMING_COLUMNS), whole.drop(columns=TIMING_COLUMNS))
+    record("table identical to an uninterrupted run's", "yes")

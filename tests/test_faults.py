@@ -20,8 +20,8 @@ import yaml
 from metahpo import io as mio
 from metahpo.artifacts import ArtifactError, check_file
 from metahpo.stages import main as stage_main
-from project_runs import (ENV, TIMING_COLUMNS, TINY, assert_resumed_without_recomputing, fault_params, finished_lines,
-                          project_copy, run, start, uninterrupted_sweep, wait_for_trials)
+from project_runs import (ENV, TINY, assert_resumed_without_recomputing, assert_same_as_uninterrupted, fault_params,
+                          finished_lines, project_copy, run, start, wait_for_trials)
 
 TASK = "digits_150-cnn"
 SWEEP = f"results/sweep/{TASK}.parquet"
@@ -30,7 +30,7 @@ LOCAL_SWEEP = ["snakemake", SWEEP, *LOCAL[1:]]  # the target first: --resources 
 
 
 @pytest.mark.slow  # a sweep killed and resumed, then the same sweep uninterrupted
-def test_sigkill_of_the_workflow_mid_sweep_then_rerun_recomputes_no_finished_trial(repo_root, tmp_path):
+def test_sigkill_of_the_workflow_mid_sweep_then_rerun_recomputes_no_finished_trial(repo_root, tmp_path, record_property):
     params_file = fault_params(tmp_path)
     project = project_copy(repo_root, tmp_path / "project", params_file)
     log = project / f"results/sweep/{TASK}.partial.jsonl"
@@ -52,14 +52,14 @@ def test_sigkill_of_the_workflow_mid_sweep_then_rerun_recomputes_no_finished_tri
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     run([*LOCAL, "--unlock"], project)
     rerun = run(LOCAL_SWEEP, project)
-    table = assert_resumed_without_recomputing(project, TASK, logged, rerun)
-    whole = uninterrupted_sweep(repo_root, tmp_path, params_file, TASK)
-    pd.testing.assert_frame_equal(table.drop(columns=TIMING_COLUMNS), whole.drop(columns=TIMING_COLUMNS))
+    table = assert_resumed_without_recomputing(project, TASK, logged, rerun, record_property)
+    record_property("torn last lines dropped", 1)
+    assert_same_as_uninterrupted(repo_root, tmp_path, params_file, TASK, table, record_property)
     assert sorted(p.name for p in (project / "results/sweep").iterdir()) == [f"{TASK}.parquet"], "no temporaries left"
 
 
 @pytest.mark.slow  # a sweep runs while three other runs try to start it
-def test_a_second_run_on_the_same_folder_refuses_while_the_first_runs(repo_root, tmp_path):
+def test_a_second_run_on_the_same_folder_refuses_while_the_first_runs(repo_root, tmp_path, record_property):
     # 42 trials of 100 epochs (over a minute): it outlasts the three attempts, then it is stopped
     project = project_copy(repo_root, tmp_path / "project", fault_params(tmp_path, random_trials=40, epochs=100))
     log = project / f"results/sweep/{TASK}.partial.jsonl"
@@ -68,11 +68,13 @@ def test_a_second_run_on_the_same_folder_refuses_while_the_first_runs(repo_root,
         wait_for_trials(log, 1, first)
         second = subprocess.run(LOCAL_SWEEP, cwd=project, env=ENV, capture_output=True, text=True)
         assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
+        refused = 1
         # DVC and a stage script take the job's own lock, whichever tool runs the first
         for cmd in (["dvc", "repro", "--single-item", f"sweep@{TASK}"], [sys.executable, "scripts/sweep.py", TASK]):
             other = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
             assert other.returncode != 0, (cmd, other.stdout[-2000:])
             assert f"sweep@{TASK} is already running in this folder (pid " in other.stdout + other.stderr, (cmd, other.stderr[-2000:])
+            refused += 1
         assert first.poll() is None, "the first run must still be running, or the attempts proved nothing"
     finally:
         if first.poll() is None:
@@ -82,6 +84,8 @@ def test_a_second_run_on_the_same_folder_refuses_while_the_first_runs(repo_root,
     trials = [row["trial_id"] for row in finished_lines(log)]
     assert trials and len(trials) == len(set(trials)) and not (project / SWEEP).exists()
     assert trials == (["grid-0000", "grid-0001"] + [f"random-{i:04d}" for i in range(40)])[: len(trials)]
+    record_property("second runs refused (Snakemake, DVC, the stage script)", refused)
+    record_property("trials the first run logged, each once", len(trials))
 
 
 # --- truncated and corrupted inputs: the reading stage fails before any work ----------------------
@@ -101,7 +105,7 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
-def test_a_truncated_dataset_fails_the_sweep_naming_the_file_and_its_stage(tiny_project, capsys):
+def test_a_truncated_dataset_fails_the_sweep_naming_the_file_and_its_stage(tiny_project, capsys, record_property):
     arrow = next((tiny_project / "results/data/iris/train").glob("*.arrow"))
     _truncate(arrow)
     assert stage_main("sweep", ["iris-mlp"]) == 2
@@ -109,9 +113,10 @@ def test_a_truncated_dataset_fails_the_sweep_naming_the_file_and_its_stage(tiny_
     assert f"results/data/iris/train/{arrow.name}: it is truncated or corrupted" in err
     assert "stage download@iris" in err and "delete results/data/iris and rerun it" in err
     assert not (tiny_project / "results/sweep").exists(), "nothing is written from a corrupted input"
+    record_property("bad inputs named", 1)
 
 
-def test_a_corrupted_sweep_table_fails_fit_meta_before_any_work(tiny_project, capsys):
+def test_a_corrupted_sweep_table_fails_fit_meta_before_any_work(tiny_project, capsys, record_property):
     sweeps = tiny_project / "results/sweep"
     sweeps.mkdir(parents=True)
     mio.write_parquet(sweeps / "iris-mlp.parquet", pd.DataFrame({"trial_id": ["a", "b"], "val_metric": [0.1, 0.2]}))
@@ -124,9 +129,10 @@ def test_a_corrupted_sweep_table_fails_fit_meta_before_any_work(tiny_project, ca
     assert "results/sweep/digits_150-cnn.parquet: missing; it is written by stage sweep@digits_150-cnn" in err
     assert "dvc repro sweep@iris-mlp" in err
     assert not (tiny_project / "results/meta").exists()
+    record_property("bad inputs named", 3)
 
 
-def test_a_corrupted_meta_model_file_fails_train_recommended(tiny_project, capsys):
+def test_a_corrupted_meta_model_file_fails_train_recommended(tiny_project, capsys, record_property):
     meta = tiny_project / "results/meta"
     mio.write_json(meta / "recommendations.json", {"iris-mlp": {"lr": 0.01}})
     _truncate(meta / "recommendations.json", 0.6)
@@ -139,6 +145,7 @@ def test_a_corrupted_meta_model_file_fails_train_recommended(tiny_project, capsy
     assert "stage fit_meta" in err
     assert "results/lr_meta/controller/controller.safetensors: it is truncated or corrupted" in err and "stage lr_meta" in err
     assert not (tiny_project / "results/train").exists()
+    record_property("bad inputs named", 2)
 
 
 @pytest.mark.parametrize("suffix", sorted(["parquet", "arrow", "json", "jsonl", "safetensors", "skops"]))
@@ -187,7 +194,7 @@ def _disk_full_after(nbytes: int):
     return write
 
 
-def test_a_full_disk_while_writing_keeps_the_previous_artifact(tmp_path, monkeypatch):
+def test_a_full_disk_while_writing_keeps_the_previous_artifact(tmp_path, monkeypatch, record_property):
     table = tmp_path / "sweep.parquet"
     old = pd.DataFrame({"trial_id": ["grid-0000"], "val_metric": [0.5]})
     mio.write_parquet(table, old)
@@ -212,6 +219,7 @@ def test_a_full_disk_while_writing_keeps_the_previous_artifact(tmp_path, monkeyp
             _disk_full_after(2)(tmp / "weights.safetensors")
     assert (model / "weights.safetensors").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "summary.json", "sweep.parquet"], "no temporaries"
+    record_property("previous artifacts intact (Parquet, JSON, folder)", 3)
 
 
 # --- bad params: refused before any work, nothing written -------------------------------------------
@@ -234,7 +242,7 @@ BAD_PARAMS = {
 
 @pytest.mark.slow  # one Snakemake start per case
 @pytest.mark.parametrize("case", sorted(BAD_PARAMS))
-def test_bad_params_exit_non_zero_before_any_work_and_write_nothing(repo_root, tmp_path, case):
+def test_bad_params_exit_non_zero_before_any_work_and_write_nothing(repo_root, tmp_path, case, record_property):
     mutate, expected = BAD_PARAMS[case]
     raw = copy.deepcopy(yaml.safe_load(TINY.read_text()))
     mutate(raw)
@@ -246,7 +254,9 @@ def test_bad_params_exit_non_zero_before_any_work_and_write_nothing(repo_root, t
         assert proc.returncode != 0, (case, cmd)
         assert expected in proc.stdout + proc.stderr, (case, cmd, (proc.stdout + proc.stderr)[-2000:])
         assert "Traceback" not in proc.stderr, (case, cmd)
+        record_property(f"{cmd[0]} exit code", proc.returncode)
     assert not (project / "results").exists(), case
     after = sorted(p.relative_to(project) for p in project.rglob("*") if ".git" not in p.parts
                    and ".snakemake" not in p.parts and "tmp" not in p.relative_to(project).parts[:2])  # fmt: skip
     assert after == before, f"{case}: wrote {sorted(set(after) - set(before))}"
+    record_property("files written", len(set(after) - set(before)))

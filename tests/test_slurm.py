@@ -12,14 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 from metahpo import pipeline
-from project_runs import (TIMING_COLUMNS, TINY, assert_resumed_without_recomputing, dvc_outdated, fault_params,
-                          finished_lines, output_of, project_copy, ran, run, start, uninterrupted_sweep,
-                          wait_for_trials)
+from project_runs import (TINY, assert_resumed_without_recomputing, assert_same_as_uninterrupted, dvc_outdated,
+                          fault_params, finished_lines, output_of, project_copy, ran, run, start, wait_for_trials)
 
 PROFILE = "profiles/slurm-cpu"  # CI's cluster has no GPU: the training rules' gpu=1 is zeroed
 
@@ -62,7 +60,7 @@ def slurm_states(job_ids) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.slow  # the tiny pipeline, every job a SLURM job: minutes
-def test_tiny_pipeline_runs_on_slurm_through_the_profile(repo_root, slurm_cluster, tmp_path):
+def test_tiny_pipeline_runs_on_slurm_through_the_profile(repo_root, slurm_cluster, tmp_path, record_property):
     project = project_copy(repo_root, tmp_path / "project", TINY)
     raw = yaml.safe_load(TINY.read_text())
     jobs = {job.address for job in pipeline.expand_jobs(raw)}
@@ -80,11 +78,15 @@ def test_tiny_pipeline_runs_on_slurm_through_the_profile(repo_root, slurm_cluste
     assert set(yaml.safe_load((project / "dvc.lock").read_text())["stages"]) == jobs
     assert (project / "results/report/index.html").stat().st_size > 0
     assert dvc_outdated(project) == set()
-    assert ran(run(["dvc", "repro"], project)) == set(), "dvc repro after the SLURM run must execute nothing"
+    rerun = ran(run(["dvc", "repro"], project))
+    assert rerun == set(), "dvc repro after the SLURM run must execute nothing"
+    record_property("pipeline jobs", len(jobs))
+    record_property("SLURM jobs COMPLETED", len(states))
+    record_property("stages run by dvc repro afterwards", len(rerun))
 
 
 @pytest.mark.slow  # a sweep stopped by scancel and resumed, then the same sweep uninterrupted
-def test_scancel_of_a_sweep_job_then_rerun_recomputes_no_finished_trial(repo_root, slurm_cluster, tmp_path):
+def test_scancel_of_a_sweep_job_then_rerun_recomputes_no_finished_trial(repo_root, slurm_cluster, tmp_path, record_property):
     params_file = fault_params(tmp_path)
     project = project_copy(repo_root, tmp_path / "project", params_file)
     task = "digits_150-cnn"
@@ -94,8 +96,10 @@ def test_scancel_of_a_sweep_job_then_rerun_recomputes_no_finished_trial(repo_roo
     proc = start(["snakemake", "--profile", PROFILE, target], project)
     try:
         wait_for_trials(log, 3, proc)
-        queued = subprocess.run(["squeue", "--noheader", "--format=%i|%k"], capture_output=True, text=True, check=True)
-        sweep_jobs = [line.split("|")[0] for line in queued.stdout.splitlines() if line.split("|")[1].startswith("rule_sweep_wildcards_") and task in line]
+        # this project's jobs only (by working directory): another test may share the cluster
+        queued = subprocess.run(["squeue", "--noheader", "--format=%i|%k|%Z"], capture_output=True, text=True, check=True)
+        sweep_jobs = [job for job, comment, workdir in (line.split("|") for line in queued.stdout.splitlines())
+                      if comment == f"rule_sweep_wildcards_{task}" and Path(workdir).resolve() == project.resolve()]
         assert len(sweep_jobs) == 1, queued.stdout
         subprocess.run(["scancel", sweep_jobs[0]], check=True)
         output_of(proc, timeout=300)
@@ -109,6 +113,5 @@ def test_scancel_of_a_sweep_job_then_rerun_recomputes_no_finished_trial(repo_roo
 
     # the job prints "resumed ..." into its SLURM log, which the plugin deletes on success unless kept
     rerun = with_job_logs(run(["snakemake", "--profile", PROFILE, "--slurm-keep-successful-logs", target], project, timeout=900))
-    table = assert_resumed_without_recomputing(project, task, logged, rerun)
-    whole = uninterrupted_sweep(repo_root, tmp_path, params_file, task)
-    pd.testing.assert_frame_equal(table.drop(columns=TIMING_COLUMNS), whole.drop(columns=TIMING_COLUMNS))
+    table = assert_resumed_without_recomputing(project, task, logged, rerun, record_property)
+    assert_same_as_uninterrupted(repo_root, tmp_path, params_file, task, table, record_property)
