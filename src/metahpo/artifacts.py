@@ -100,18 +100,19 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
+def _within(path: str, out: str) -> bool:
+    """``path`` is the output ``out`` or a file in it."""
+    return path == out or path.startswith(out.rstrip("/") + "/")
+
+
 def _producer(path: str, jobs: list) -> Optional[Any]:
-    for job in jobs:
-        for out in job.outs:
-            if path == out or path.startswith(out.rstrip("/") + "/"):
-                return job
-    return None
+    return next((job for job in jobs if any(_within(path, out) for out in job.outs)), None)
 
 
 def _how_to_rebuild(path: str, producer: Optional[Any]) -> str:
     if producer is None:
         return "restore it"
-    rule_target = next((o for o in producer.outs if path == o or path.startswith(o.rstrip("/") + "/")), path)
+    rule_target = next((o for o in producer.outs if _within(path, o)), path)
     return (
         f"it is written by stage {producer.address}: delete {rule_target} and rerun it "
         f"(`dvc repro {producer.address}`, or `snakemake --cores 1 --resources gpu=1 {rule_target}`)"
