@@ -25,16 +25,12 @@ def mean_prior_scores(target: TaskData, prior: list[TaskData]) -> np.ndarray:
     return table.mean(axis=0) if len(table) else np.zeros(len(target))
 
 
-def average_rank_order(target: TaskData, prior: list[TaskData], seed: int) -> np.ndarray:
-    return best_first(mean_prior_scores(target, prior), seed)
-
-
 class AverageRank(FixedOrder):
     name = "average_rank"
     uses_prior = True
 
     def order(self) -> np.ndarray:
-        return average_rank_order(self.target, self.prior, self.seed)
+        return best_first(mean_prior_scores(self.target, self.prior), self.seed)
 
 
 STRATEGIES.register(AverageRank.name, AverageRank)

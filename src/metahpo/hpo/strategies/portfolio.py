@@ -15,16 +15,14 @@ import numpy as np
 
 from metahpo.hpo.base import STRATEGIES
 from metahpo.hpo.prior_table import greedy_portfolio, prior_score_table
-from metahpo.hpo.strategies.average_rank import average_rank_order
-from metahpo.hpo.strategies.grid import FixedOrder
+from metahpo.hpo.strategies.average_rank import AverageRank
 
 
-class Portfolio(FixedOrder):
+class Portfolio(AverageRank):
     name = "portfolio"
-    uses_prior = True
 
     def order(self) -> np.ndarray:
-        by_rank = average_rank_order(self.target, self.prior, self.seed)
+        by_rank = super().order()
         table = prior_score_table(self.target, self.prior)[:, by_rank]  # columns in average_rank's order
         if len(table) == 0:
             return by_rank
