@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import pandas as pd
-
 import metahpo.hpo.strategies  # noqa: F401  registers the strategies
 from metahpo.hpo import metadataset
 from metahpo.hpo.base import STRATEGIES
 from metahpo.hpo.regret_summary import format_summary, summarize
-from metahpo.hpo.replay import replay_strategies
+from metahpo.hpo.replay import replay_timed
 from metahpo.hpo.synthetic import make_synthetic
 
 
@@ -38,14 +36,7 @@ def main() -> None:
     print(f"meta-dataset: {args.tasks} tasks x {args.configs} configs, built in {time.perf_counter() - start:.1f} s")
 
     names = STRATEGIES.names() if args.strategies == "all" else args.strategies.split(",")
-    frames, seconds = [], {}
-    for name in names:
-        start = time.perf_counter()
-        frames.append(replay_strategies(data, [name], args.trials, range(args.seeds), progress=False))
-        seconds[name] = time.perf_counter() - start
-        runs = args.tasks * args.seeds
-        print(f"{name:>12}: {seconds[name]:7.1f} s wall ({seconds[name] / runs:.2f} s per run)", flush=True)
-    regret = pd.concat(frames, ignore_index=True)
+    regret, seconds = replay_timed(data, names, args.trials, range(args.seeds))
     print()
     print(format_summary(summarize(regret)))
     print(f"\ntotal replay wall time: {sum(seconds.values()):.1f} s for {len(names)} strategies")

@@ -49,6 +49,17 @@ def test_regret_at_k_averages_tasks_then_seeds_with_a_t_interval(hand_worked):
     assert curves.loc[("B", 3), "regret"] == pytest.approx((0.255 + 0.25) / 2)  # the stopped run keeps 0.0
 
 
+def test_regret_at_k_over_tasks_averages_seeds_then_tasks_and_prints_as_markdown(hand_worked):
+    at = regret_summary.regret_at(hand_worked, over="task").set_index(["strategy", "trial"])
+    assert at.loc[("A", 1), "regret"] == pytest.approx(0.85)  # tasks: t1 (1.0 + 0.6) / 2, t2 (0.8 + 1.0) / 2
+    half = 12.7062047 * np.std([0.8, 0.9], ddof=1) / math.sqrt(2)
+    assert at.loc[("A", 1), "ci_high"] - 0.85 == pytest.approx(half)
+    assert at.loc[("A", 1), "n_tasks"] == 2
+    table = regret_summary.markdown_regret_at(at.reset_index(), order=["B", "A"]).splitlines()
+    assert table[:2] == ["| strategy | @1 |", "|---|---|"]
+    assert table[2].startswith("| B | 0.425 ±") and table[3] == f"| A | 0.850 ±{half:.3f} |"
+
+
 def test_average_rank_averages_ties(hand_worked):
     ranks = regret_summary.average_rank(hand_worked).set_index(["strategy", "trial"])["rank"]
     assert ranks[("A", 1)] == pytest.approx((1.5 + 2 + 2 + 2) / 4)  # tied with B on (t1, 0)

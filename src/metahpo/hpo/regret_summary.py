@@ -7,6 +7,9 @@ Conventions, shared by every function here:
 - Mean regret at a trial averages over tasks first, then over seeds; the 95% confidence interval
   is a Student-t interval over the per-seed means (seeds are the independent replicates; tasks are
   a fixed set): mean +- t(0.975, n_seeds - 1) * sd / sqrt(n_seeds). One seed gives no interval (NaN).
+  With ``over="task"`` the replicates are the tasks instead (mean over seeds per task, interval over
+  tasks: how much the figure depends on which tasks were drawn); the mean is the same. A strategy
+  whose seed only breaks ties has no spread over seeds, so only the interval over tasks says anything.
 - Ranks: strategies are ranked by regret within each (task, seed, trial), 1 = lowest regret, ties
   get the average of their ranks; the average rank is the mean over (task, seed).
 - Trials (and cumulative cost) to reach regret <= target: the first trial at or under the target,
@@ -41,9 +44,11 @@ def complete_runs(regret: pd.DataFrame, trials: int | None = None) -> pd.DataFra
     return merged.reset_index(drop=True)
 
 
-def per_seed_means(regret: pd.DataFrame) -> pd.DataFrame:
-    """Mean regret over tasks, per (strategy, seed, trial), on the completed runs."""
-    return complete_runs(regret).groupby(["strategy", "seed", "trial"], as_index=False)["regret"].mean()
+def replicate_means(regret: pd.DataFrame, over: str = "seed") -> pd.DataFrame:
+    """Mean regret per (strategy, ``over``, trial) of the completed runs: over tasks per seed, or seeds per task."""
+    if over not in ("seed", "task"):
+        raise ValueError(f"over must be seed or task, not {over!r}")
+    return complete_runs(regret).groupby(["strategy", over, "trial"], as_index=False)["regret"].mean()
 
 
 def t_half_width(values) -> float:
@@ -54,26 +59,26 @@ def t_half_width(values) -> float:
     return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _mean_with_interval(values: pd.Series) -> pd.Series:
+def _mean_with_interval(values: pd.Series, over: str) -> pd.Series:
     values = values.to_numpy(dtype=float)
     mean = float(values.mean())
     half = t_half_width(values)
-    return pd.Series({"regret": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": len(values)})
+    return pd.Series({"regret": mean, "ci_low": mean - half, "ci_high": mean + half, f"n_{over}s": len(values)})
 
 
-def mean_regret(regret: pd.DataFrame) -> pd.DataFrame:
-    """(strategy, trial, regret, ci_low, ci_high, n_seeds): the mean regret curve of each strategy."""
-    by_seed = per_seed_means(regret)
+def mean_regret(regret: pd.DataFrame, over: str = "seed") -> pd.DataFrame:
+    """(strategy, trial, regret, ci_low, ci_high, n_seeds or n_tasks): the mean regret curve of each strategy."""
+    replicates = replicate_means(regret, over)
     rows = [
-        {"strategy": strategy, "trial": trial, **_mean_with_interval(group["regret"]).to_dict()}
-        for (strategy, trial), group in by_seed.groupby(["strategy", "trial"], sort=True)
+        {"strategy": strategy, "trial": trial, **_mean_with_interval(group["regret"], over).to_dict()}
+        for (strategy, trial), group in replicates.groupby(["strategy", "trial"], sort=True)
     ]
     return pd.DataFrame(rows)
 
 
-def regret_at(regret: pd.DataFrame, checkpoints=CHECKPOINTS) -> pd.DataFrame:
-    """Mean regret and its 95% interval at each checkpoint trial (those the table reaches)."""
-    curves = mean_regret(regret)
+def regret_at(regret: pd.DataFrame, checkpoints=CHECKPOINTS, over: str = "seed") -> pd.DataFrame:
+    """Mean regret and its 95% interval (over seeds or over tasks) at each checkpoint trial the table reaches."""
+    curves = mean_regret(regret, over)
     return curves[curves["trial"].isin(checkpoints)].reset_index(drop=True)
 
 
@@ -173,6 +178,18 @@ def format_summary(summary: pd.DataFrame) -> str:
         ]
         table[f"cost<={t}"] = summary[f"cost_to_{t}"].map(_number)
     return table.to_string(index=False)
+
+
+def markdown_regret_at(at: pd.DataFrame, order=None) -> str:
+    """``regret_at`` rows as Markdown: a row per strategy (``order``, default sorted), "mean ±half" per checkpoint."""
+    halves = (at["ci_high"] - at["ci_low"]) / 2
+    cells = at.assign(cell=[_with_interval(mean, half) for mean, half in zip(at["regret"], halves)])
+    table = cells.pivot(index="strategy", columns="trial", values="cell")
+    table = table.loc[list(order) if order is not None else sorted(table.index)]
+    lines = ["| strategy | " + " | ".join(f"@{k}" for k in table.columns) + " |"]
+    lines.append("|---" * (len(table.columns) + 1) + "|")
+    lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in zip(table.index, table.to_numpy())]
+    return "\n".join(lines)
 
 
 def _with_interval(mean: float, half: float) -> str:

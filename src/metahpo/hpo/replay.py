@@ -14,6 +14,7 @@ standardised with the prior tasks' scaler, as a new task's would be.
 from __future__ import annotations
 
 import math
+import time
 from typing import Iterable, Optional
 
 import pandas as pd
@@ -83,3 +84,18 @@ def replay_strategies(
     for cls, task, seed in tqdm(runs, desc="replay", unit="run", disable=not progress):
         frames.append(replay(cls, data, task, seed, trials))
     return pd.concat(frames, ignore_index=True)
+
+
+def replay_timed(
+    data: MetaDataset, strategies: Iterable[str], trials: int, seeds: Iterable[int], log=None
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``replay_strategies`` one strategy at a time: the regret table and each one's wall seconds, logged as it ends."""
+    log = log or (lambda line: print(line, flush=True))  # a long benchmark shows each strategy as it ends
+    frames, seconds, seeds = [], {}, list(seeds)
+    for name in strategies:
+        start = time.perf_counter()
+        frames.append(replay_strategies(data, [name], trials, seeds, progress=False))
+        seconds[name] = time.perf_counter() - start
+        runs = len(data.names) * len(seeds)
+        log(f"{name:>12}: {seconds[name]:7.1f} s wall ({seconds[name] / runs:.2f} s per run)")
+    return pd.concat(frames, ignore_index=True), seconds

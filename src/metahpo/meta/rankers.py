@@ -5,7 +5,8 @@ prior tasks' pools, their standardised meta-features and their normalised scores
 - surrogate: the one surrogate of ``metahpo.hpo.surrogate`` (zero_shot's), here with the ``meta``
   section's regressor, scoring the candidates for the target's meta-features;
 - nearest: the best candidates of the nearest prior tasks (Euclidean, standardised meta-features);
-- portfolio: a greedy zero-shot portfolio, the same for every new task;
+- portfolio: a greedy zero-shot portfolio (``metahpo.hpo.prior_table``, the portfolio strategy's), the
+  same for every new task;
 - default: the family's default config from params.
 
 ``FamilyMetaModel`` holds what ranking needs once the sweeps are gone (persisted by
@@ -23,6 +24,7 @@ import numpy as np
 from metahpo.errors import MetahpoError
 from metahpo.hpo import surrogate
 from metahpo.hpo.metadataset import MetaDataset, MetaFeatureScaler, TaskData, normalised_scores
+from metahpo.hpo.prior_table import greedy_portfolio  # shared with the portfolio strategy
 from metahpo.meta.candidates import CandidateGrid
 
 METHODS = ("surrogate", "nearest", "portfolio", "default")
@@ -35,23 +37,6 @@ class Ranking:
     indices: list[int]
     scores: list[Optional[float]]
     neighbors: list[str] = field(default_factory=list)
-
-
-def greedy_portfolio(normalised: np.ndarray, size: int) -> list[int]:
-    """Greedily add the candidate that most raises the mean over tasks of the best score so far.
-
-    ``normalised`` is (tasks, candidates). Ties go to the first candidate in seed order.
-    """
-    n_tasks, n_candidates = normalised.shape
-    portfolio: list[int] = []
-    best_so_far = np.zeros(n_tasks)  # normalised scores are >= 0, so 0 is "nothing yet"
-    for _ in range(min(size, n_candidates)):
-        gains = np.maximum(normalised, best_so_far[:, None]).mean(axis=0)
-        gains[portfolio] = -np.inf  # never the same config twice, even when nothing improves
-        pick = int(np.argmax(gains))  # argmax returns the first of equal maxima
-        portfolio.append(pick)
-        best_so_far = np.maximum(best_so_far, normalised[:, pick])
-    return portfolio
 
 
 def interleave_rankings(rankings: list[list[int]]) -> list[int]:

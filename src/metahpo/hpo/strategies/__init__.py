@@ -5,6 +5,8 @@ from metahpo.hpo.strategies import (  # noqa: F401
     random_search,
     tpe,
     zero_shot,
+    average_rank,
+    portfolio,
     successive_halving,
     gp_bo,
     transfer_bo,

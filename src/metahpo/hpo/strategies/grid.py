@@ -1,4 +1,5 @@
-"""``grid``: the pool in row order; and ``FixedOrder``, the base of every strategy that asks a fixed order.
+"""``grid``: the pool in row order; ``FixedOrder``, the base of every strategy that asks a fixed order, and
+``best_first``, the order of the prior-ranked ones (zero_shot, average_rank, portfolio).
 
 The rows of a task are its sweep in the order it was run and recorded (``metahpo.stages.sweep``: the grid
 points, the product over hyperparameters in the space's order, then the seeded random trials), so
@@ -11,6 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from metahpo.hpo.base import STRATEGIES, Query, Strategy
+
+
+def best_first(scores: np.ndarray, seed: int) -> np.ndarray:
+    """The rows by ``scores``, highest first; ties (e.g. no prior at all) in a seeded random order."""
+    tie_break = np.random.default_rng(seed).permutation(len(scores))
+    return np.lexsort((tie_break, -np.asarray(scores)))
 
 
 class FixedOrder(Strategy):

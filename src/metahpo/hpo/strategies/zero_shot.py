@@ -24,7 +24,7 @@ from metahpo.hpo import surrogate
 from metahpo.hpo.base import STRATEGIES
 from metahpo.hpo.cache import IdentityCache
 from metahpo.hpo.metadataset import TaskData
-from metahpo.hpo.strategies.grid import FixedOrder
+from metahpo.hpo.strategies.grid import FixedOrder, best_first
 
 N_TREES = 100
 TREE_ROWS = 2000
@@ -66,9 +66,7 @@ def _fit_and_score(target: TaskData, usable: list[TaskData], rows_per_task: int,
 
 def prior_order(target: TaskData, prior: list[TaskData], seed: int) -> np.ndarray:
     """The pool's rows, best predicted first; ties (e.g. no prior at all) in a seeded random order."""
-    scores = prior_scores(target, prior)
-    tie_break = np.random.default_rng(seed).permutation(len(target))
-    return np.lexsort((tie_break, -scores))
+    return best_first(prior_scores(target, prior), seed)
 
 
 class ZeroShot(FixedOrder):

@@ -1,0 +1,65 @@
+"""The prior tasks' normalised scores looked up on a target's pool, and the greedy portfolio over them.
+
+The model-free transfer baselines (``average_rank`` and ``portfolio`` strategies) and fit_meta's
+``portfolio`` ranker read a table, not a model: for each prior task and each configuration, the
+task's normalised score (``metadataset.normalised_scores``: its best row 1, its worst and failed
+rows 0, so every task weighs the same).
+
+A target row is matched to each prior task's configuration nearest to it in the encoded space
+(``TaskData.X``: every ``hp.*`` in [0, 1], log10 first where the meta-dataset says, one ``Encoding``
+for all tasks). Where the pools share their configurations (LCBench, the pipeline's seed grids, the
+synthetic meta-dataset) the nearest is the same configuration (distance 0); where they do not, it is
+the closest one the prior task ran, so the table stays model-free at the price of reading a
+neighbour's score. A prior task that ran one configuration several times contributes their mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metahpo.hpo import surrogate
+from metahpo.hpo.cache import IdentityCache
+from metahpo.hpo.metadataset import TaskData, normalised_scores
+
+_table_cache = IdentityCache(size=64)
+
+
+def prior_score_table(target: TaskData, prior: list[TaskData]) -> np.ndarray:
+    """(usable prior tasks, target rows): each prior task's normalised score of its configuration nearest each row.
+
+    Reads the prior tasks' objectives only; prior tasks without a finite objective are left out
+    (``surrogate.usable``). Cached by the identity of the target's pool and the prior tasks: in a
+    leave-one-task-out benchmark every strategy and seed on a held-out task shares one table.
+    """
+    usable = surrogate.usable(prior)
+    return _table_cache.get((target.X, *usable), None, lambda: _lookup(target.X, usable))
+
+
+def _lookup(pool: np.ndarray, prior: list[TaskData]) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    table = np.zeros((len(prior), len(pool)))
+    for row, task in enumerate(prior):
+        configs, which = np.unique(task.X, axis=0, return_inverse=True)
+        which = which.reshape(-1)  # numpy 2.0 returned it with the input's shape
+        mean_score = np.bincount(which, normalised_scores(task)) / np.bincount(which)
+        _, nearest = cKDTree(configs).query(pool)
+        table[row] = mean_score[nearest]
+    return table
+
+
+def greedy_portfolio(normalised: np.ndarray, size: int) -> list[int]:
+    """Greedily add the candidate that most raises the mean over tasks of the best score so far.
+
+    ``normalised`` is (tasks, candidates). Ties go to the first candidate in column order.
+    """
+    n_tasks, n_candidates = normalised.shape
+    portfolio: list[int] = []
+    best_so_far = np.zeros(n_tasks)  # normalised scores are >= 0, so 0 is "nothing yet"
+    for _ in range(min(size, n_candidates)):
+        gains = np.maximum(normalised, best_so_far[:, None]).mean(axis=0)
+        gains[portfolio] = -np.inf  # never the same config twice, even when nothing improves
+        pick = int(np.argmax(gains))  # argmax returns the first of equal maxima
+        portfolio.append(pick)
+        best_so_far = np.maximum(best_so_far, normalised[:, pick])
+    return portfolio
