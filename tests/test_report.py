@@ -900,3 +900,13 @@ def test_fewshot_without_transfer_says_so(tmp_path):
     transfer = section.split('id="fewshot-transfer"', 1)[1]
     assert "not run: fewshot.transfer is null in the params" in transfer
     assert "<img" not in transfer and "<table>" not in transfer
+
+
+def test_every_registered_strategy_has_its_own_colour_in_the_report():
+    import metahpo.hpo.strategies  # noqa: F401  registers them
+    from metahpo.hpo.base import STRATEGIES as REGISTERED
+    from metahpo.report.sections import strategies as section
+
+    assert set(section.STRATEGIES) == set(REGISTERED.names()), "a new strategy needs its place in the report's order"
+    colours = [section._strategy_color(name, list(section.STRATEGIES)) for name in section.STRATEGIES]
+    assert len(set(colours)) == len(colours)

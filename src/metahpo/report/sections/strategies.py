@@ -31,7 +31,10 @@ if TYPE_CHECKING:  # annotations only: the library never imports the params modu
     from metahpo.config import Params
 
 
-STRATEGIES = ("grid", "random", "tpe", "gp_bo", "transfer_bo", "zero_shot", "sh", "asha", "sh_warm", "asha_warm")
+STRATEGIES = ("grid", "random", "tpe", "gp_bo", "transfer_bo", "zero_shot", "sh", "asha", "sh_warm", "asha_warm",
+              "average_rank", "portfolio")
+# matplotlib's cycle has 10 colours (C0..C9); the strategies after the tenth take these, so none repeats
+EXTRA_COLORS = ("black", "gold", "navy", "lime", "magenta", "maroon")
 COST_GRID_POINTS = 100
 LOG_COST_RATIO = 10  # a cost axis whose largest value is this many times its smallest one is drawn log-scale
 
@@ -44,7 +47,7 @@ def build(inputs: ReportInputs) -> dict:
 def _strategy_color(strategy: str, order: list[str]) -> str:
     """A registered strategy has the same colour in every figure (its place in ``STRATEGIES``)."""
     position = STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES) + order.index(strategy)
-    return f"C{position % 10}"
+    return f"C{position}" if position < 10 else EXTRA_COLORS[(position - 10) % len(EXTRA_COLORS)]
 
 
 def _benchmark_part(params: Params, results: ResultsTree) -> dict:
