@@ -49,4 +49,9 @@ class Strategy:
         return np.flatnonzero(mask)
 
 
+def nearest_row(points: np.ndarray, rows: np.ndarray, target: np.ndarray) -> int:
+    """Of ``rows`` (indices into ``points``), the one whose point is nearest ``target`` (Euclidean)."""
+    return int(rows[np.argmin(((points[rows] - target) ** 2).sum(axis=1))])
+
+
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

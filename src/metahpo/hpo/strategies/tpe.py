@@ -21,7 +21,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from metahpo.hpo.base import STRATEGIES, Query, Strategy
+from metahpo.hpo.base import STRATEGIES, Query, Strategy, nearest_row
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -62,7 +62,7 @@ class TPE(Strategy):
         trial = self.study.ask(self.distributions)
         suggestion = self._scale(np.array([trial.params[c] for c in self.distributions], dtype=float))
         free = np.flatnonzero(self._free)
-        index = int(free[np.argmin(((self._pool[free] - suggestion) ** 2).sum(axis=1))])
+        index = nearest_row(self._pool, free, suggestion)
         self._free[index] = False
         self._pending[index] = trial
         return Query(index)
