@@ -32,7 +32,7 @@ from posterior samples of each model; the target GP's LOO means reuse its hyperp
 refit per fold); prior GPs see a bounded subsample, not all of a task's rows; each model's
 predictions live in its own task's standardised units, which is what the paper does too. The
 paper's warm start is random; ours is the meta-model's. Without prior tasks, the warm start is
-random and the ensemble is the target GP alone (gp_bo).
+gp_bo's space-filling design and the ensemble is the target GP alone (gp_bo).
 """
 
 from __future__ import annotations
@@ -114,9 +114,9 @@ class TransferBO(GPBO):
 
     # --- warm start --------------------------------------------------------------------------
     def warm_start(self) -> int:
-        """The best unobserved row of the zero-shot ranking; random without prior tasks."""
+        """The best unobserved row of the zero-shot ranking; gp_bo's initial design without prior tasks."""
         if not self.models:
-            return self.random_unobserved()
+            return self.design_row()
         if self.zero_shot is None:
             self.zero_shot = prior_scores(self.target, self.prior)
         candidates = self.unobserved()
