@@ -10,4 +10,5 @@ from metahpo.hpo.strategies import (  # noqa: F401
     successive_halving,
     gp_bo,
     transfer_bo,
+    weighted_portfolio,
 )
