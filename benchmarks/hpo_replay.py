@@ -4,13 +4,14 @@
 something to stop early), leave-one-task-out, 50 trials, 5 seeds. The target: all of it within
 10 minutes on 2 CPU cores. Not a test; run it by hand:
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/hpo_replay.py [--tasks 10 --configs 30000 ...]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/hpo_replay.py [--tasks 10 --configs 30000 --out DIR ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import metahpo.hpo.strategies  # noqa: F401  registers the strategies
 from metahpo.hpo import metadataset
@@ -18,6 +19,7 @@ from metahpo.hpo.base import STRATEGIES
 from metahpo.hpo.regret_summary import format_summary, summarize
 from metahpo.hpo.replay import replay_timed
 from metahpo.hpo.synthetic import make_synthetic
+from metahpo.io import write_parquet
 
 
 def main() -> None:
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strategies", default="all", help="comma-separated names, or all")
+    parser.add_argument("--out", help="a folder to write regret.parquet to (benchmarks/transfer_targets.py reads it)")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -37,6 +40,8 @@ def main() -> None:
 
     names = STRATEGIES.names() if args.strategies == "all" else args.strategies.split(",")
     regret, seconds = replay_timed(data, names, args.trials, range(args.seeds))
+    if args.out:
+        write_parquet(Path(args.out) / "regret.parquet", regret)
     print()
     print(format_summary(summarize(regret)))
     print(f"\ntotal replay wall time: {sum(seconds.values()):.1f} s for {len(names)} strategies")

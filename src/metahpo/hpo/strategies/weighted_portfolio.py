@@ -86,17 +86,22 @@ class WeightedPortfolio(Strategy):
         return weight / weight.sum()
 
     def ask(self) -> Query:
-        candidates = self.unobserved()
+        observed = np.fromiter(self.observed, dtype=int, count=len(self.observed))
         if len(self.scenarios) == 0:
-            return Query(int(candidates[np.argmin(self.tie_break[candidates])]))
+            return Query(self._first(np.setdiff1d(np.arange(len(self.target)), observed)))
         weight = self.weights()
-        observed = list(self.observed)
-        best_seen = self.scenarios[:, observed].max(axis=1) if observed else np.zeros(len(self.scenarios))
-        scores = self.scenarios[:, candidates]
-        gain = weight @ np.maximum(scores, best_seen[:, None])
-        # gains equal up to rounding are ties, settled by the weighted mean score, then the seeded order
-        order = np.lexsort((self.tie_break[candidates], -(weight @ scores), -np.round(gain, 12)))
-        return Query(int(candidates[order[0]]))
+        best_seen = self.scenarios[:, observed].max(axis=1) if len(observed) else np.zeros(len(self.scenarios))
+        gain = np.round(weight @ np.maximum(self.scenarios, best_seen[:, None]), 12)  # equal up to rounding: a tie
+        gain[observed] = -np.inf
+        rows = np.flatnonzero(gain == gain.max())
+        if len(rows) > 1:  # ties: the weighted mean score, then the seeded order
+            mean = np.round(weight @ self.scenarios[:, rows], 12)
+            rows = rows[mean == mean.max()]
+        return Query(self._first(rows))
+
+    def _first(self, rows: np.ndarray) -> int:
+        """Of ``rows``, the first in the seeded order."""
+        return int(rows[np.argmin(self.tie_break[rows])])
 
 
 STRATEGIES.register(WeightedPortfolio.name, WeightedPortfolio)
