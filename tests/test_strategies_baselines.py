@@ -91,3 +91,12 @@ def test_both_are_registered_as_prior_users_at_full_fidelity():
     for name, cls in (("average_rank", AverageRank), ("portfolio", Portfolio)):
         assert STRATEGIES.get(name) is cls
         assert cls.uses_prior and not cls.multi_fidelity
+
+
+def test_every_prior_user_says_what_it_does_without_a_prior_task():
+    # tune's note for a family with one task reads it; a new transfer strategy must say it too
+    import metahpo.hpo.strategies  # noqa: F401  registers every strategy
+
+    for name in STRATEGIES.names():
+        cls = STRATEGIES.get(name)
+        assert (cls.without_prior != "without transfer") == cls.uses_prior, name

@@ -116,7 +116,7 @@ def test_single_task_family_runs_without_a_prior_and_says_so(stage_dirs):
     table = tune("digits-cnn", root)
     assert len(table) == 2 * 2  # tune.trials (3) capped at the pool: 2 lr x 1 x 1 x 1
     notes = table.groupby("strategy")["note"].first()
-    assert "no other task" in notes["transfer_bo"] and "GP-BO with a random warm start" in notes["transfer_bo"]
+    assert "no other task" in notes["transfer_bo"] and "space-filling initial design" in notes["transfer_bo"]
     assert notes["random"] == ""
 
 

@@ -30,6 +30,7 @@ class Strategy:
     name: ClassVar[str]
     uses_prior: ClassVar[bool] = False  # reads prior tasks (transfer / zero-shot)
     multi_fidelity: ClassVar[bool] = False  # asks for partial evaluations
+    without_prior: ClassVar[str] = "without transfer"  # what a prior user does with no prior task (tune's note)
 
     def __init__(self, target: TaskData, prior: list[TaskData], seed: int, budget: int) -> None:
         self.target, self.prior, self.seed, self.budget = target, prior, seed, budget

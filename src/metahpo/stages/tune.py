@@ -37,15 +37,6 @@ TUNE_COLUMNS = (
     "test_metric", "seconds", "cumulative_seconds", "note",
 )  # fmt: skip
 
-# what a transfer strategy does when its family has no other task to learn from
-WITHOUT_PRIOR = {
-    "transfer_bo": "GP-BO with a random warm start",
-    "zero_shot": "a seeded random order",
-    "sh_warm": "successive halving on a seeded random order",
-    "asha_warm": "ASHA on a seeded random order",
-}
-
-
 def target_pool(
     params, task: str, sweep_dir: str | Path, metafeatures_dir: str | Path
 ) -> tuple[TaskData, list[TaskData], list[dict[str, Any]]]:
@@ -84,8 +75,7 @@ def _full_epochs(params, config: dict[str, Any]) -> int:
 def note_for(strategy: type[Strategy], family: str, prior: list[TaskData]) -> str:
     if not strategy.uses_prior or prior:
         return ""
-    instead = WITHOUT_PRIOR.get(strategy.name, "without transfer")
-    return f"family {family!r} has no other task: {strategy.name} ran without a prior ({instead})"
+    return f"family {family!r} has no other task: {strategy.name} ran without a prior ({strategy.without_prior})"
 
 
 def run_tune(

@@ -28,6 +28,7 @@ def mean_prior_scores(target: TaskData, prior: list[TaskData]) -> np.ndarray:
 class AverageRank(FixedOrder):
     name = "average_rank"
     uses_prior = True
+    without_prior = "a seeded random order"
 
     def order(self) -> np.ndarray:
         return best_first(mean_prior_scores(self.target, self.prior), self.seed)

@@ -186,10 +186,12 @@ class WarmStart:
 
 class SuccessiveHalvingWarm(WarmStart, SuccessiveHalving):
     name = "sh_warm"
+    without_prior = "successive halving on a seeded random order"
 
 
 class AsynchronousSuccessiveHalvingWarm(WarmStart, AsynchronousSuccessiveHalving):
     name = "asha_warm"
+    without_prior = "ASHA on a seeded random order"
 
 
 for strategy in (

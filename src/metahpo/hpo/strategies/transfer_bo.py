@@ -99,6 +99,7 @@ class PriorModel:
 class TransferBO(GPBO):
     name = "transfer_bo"
     uses_prior = True
+    without_prior = "GP-BO from gp_bo's space-filling initial design"
     n_warm: ClassVar[int] = 2
     prior_rows: ClassVar[int] = 200
     prior_restarts: ClassVar[int] = 0  # one L-BFGS-B run per prior GP: 200 rows pin the hyperparameters down

@@ -58,6 +58,7 @@ def discordant_pairs(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
 class WeightedPortfolio(Strategy):
     name = "weighted_portfolio"
     uses_prior = True
+    without_prior = "a seeded random order"
     sharpness: ClassVar[float] = 1.0  # log-weight lost per mis-ordered pair
     forest_share: ClassVar[float] = 0.8  # the zero-shot forest's prior mass, where meta-features allow it
 

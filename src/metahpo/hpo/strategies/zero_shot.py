@@ -72,6 +72,7 @@ def prior_order(target: TaskData, prior: list[TaskData], seed: int) -> np.ndarra
 class ZeroShot(FixedOrder):
     name = "zero_shot"
     uses_prior = True
+    without_prior = "a seeded random order"
 
     def order(self) -> np.ndarray:
         return prior_order(self.target, self.prior, self.seed)
