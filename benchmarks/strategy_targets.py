@@ -9,7 +9,7 @@ and per task, the objective's resolution as the stage recorded it in summary.jso
 the pool within each regret target. A target below one validation example asks for an exact top tie.
 Not a test; run it by hand:
 
-    python benchmarks/strategy_targets.py [--out results/benchmark] [--strategy transfer_bo --baseline random]
+    python benchmarks/strategy_targets.py [--out results/benchmark] [--strategy weighted_portfolio --baseline random]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def target_rows(regret: pd.DataFrame, strategy: str, baseline: str) -> list[dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/benchmark", help="the benchmark stage's folder")
-    parser.add_argument("--strategy", default="transfer_bo")
+    parser.add_argument("--strategy", default="weighted_portfolio")
     parser.add_argument("--baseline", default="random")
     args = parser.parse_args()
     out = Path(args.out)

@@ -152,7 +152,7 @@ class BenchmarkParams(Strict):
 
 
 class TuneParams(Strict):
-    strategy: str = Field("transfer_bo", description="the registered strategy that tunes each task for real")
+    strategy: str = Field("weighted_portfolio", description="the registered strategy that tunes each task for real")
     baseline: str = Field("random", description="the registered strategy it is compared with, same budget")
     trials: int = Field(5, gt=0, description="real trainings per strategy and task")
 
