@@ -197,21 +197,20 @@ def zero_shot_suggest_is_random(space: dict, prior: dict) -> bool:
 
 
 def ratios(theirs: pd.DataFrame, ours: pd.DataFrame) -> str:
-    """Markdown: Syne Tune's mean regret / ours at each checkpoint, on the tasks both ran."""
-    ours = ours[ours["task"].isin(set(theirs["task"]))]
+    """Markdown: Syne Tune's mean regret / ours at each checkpoint, on the tasks the Syne Tune searcher ran."""
 
-    def means(table: pd.DataFrame) -> pd.DataFrame:
-        per_task = replicate_means(table, over="task")
-        return per_task.groupby(["strategy", "trial"])["regret"].mean().unstack("trial")
+    def means(table: pd.DataFrame) -> pd.Series:  # mean over seeds per task, then over tasks
+        return replicate_means(table, over="task").groupby("trial")["regret"].mean()
 
-    mine, other = means(theirs), means(ours)
-    budgets = [k for k in CHECKPOINTS if k in mine.columns and k in other.columns]
+    budgets = [k for k in CHECKPOINTS if k <= min(theirs["trial"].max(), ours["trial"].max())]
     lines = ["| Syne Tune / ours | " + " | ".join(f"@{k}" for k in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
     for name, peers in OURS.items():
+        mine = theirs[theirs["strategy"] == name]
         for peer in peers:
-            if name in mine.index and peer in other.index:
-                cells = [f"{mine.loc[name, k] / other.loc[peer, k]:.2f}" if other.loc[peer, k] > 0 else "inf"
-                         for k in budgets]  # fmt: skip
+            other = ours[(ours["strategy"] == peer) & ours["task"].isin(set(mine["task"]))]
+            if len(mine) and len(other):
+                a, b = means(mine), means(other)
+                cells = [f"{a[k] / b[k]:.2f}" if b[k] > 0 else "inf" for k in budgets]
                 lines.append(f"| {name} / {peer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -226,7 +225,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, help="hold out only a seeded sample of N tasks (for a slow searcher)")
     parser.add_argument("--out", help="a folder to write regret.parquet to")
     parser.add_argument("--ours", help="our replay's regret.parquet (benchmarks/lcbench_replay.py --out): print ratios")
+    parser.add_argument("--summarise", help="comma-separated regret.parquet files of earlier runs: print their tables only")
     args = parser.parse_args()
+
+    if args.summarise:  # tables only, from earlier runs' regret.parquet files (e.g. per searcher)
+        regret = pd.concat([pd.read_parquet(path) for path in args.summarise.split(",")], ignore_index=True)
+        summarise(regret, [name for name in SEARCHERS if name in set(regret["strategy"])], args.ours)
+        return
 
     import syne_tune
 
@@ -249,21 +254,27 @@ def main() -> None:
     frames, seconds = [], {}
     for name in names:
         begin = time.perf_counter()
-        frames += [run(name, data, space, task, seed, args.trials) for task in held_out for seed in range(args.seeds)]
+        for task in held_out:
+            for seed in range(args.seeds):
+                frames.append(run(name, data, space, task, seed, args.trials))
+                if args.out:  # after every run: a run stopped early still leaves its finished runs
+                    write_parquet(Path(args.out) / "regret.parquet", pd.concat(frames, ignore_index=True))
         seconds[name] = time.perf_counter() - begin
         runs = len(held_out) * args.seeds
         print(f"{name:>16}: {seconds[name]:7.1f} s wall ({seconds[name] / runs:.2f} s per run)", flush=True)
-    regret = pd.concat(frames, ignore_index=True)
-    if args.out:
-        write_parquet(Path(args.out) / "regret.parquet", regret)
-    print(f"\nmean normalised regret, ± 95% t-interval over the {len(held_out)} held-out tasks "
-          f"({args.seeds} seeds each):\n")  # fmt: skip
-    print(markdown_regret_at(regret_at(regret, over="task"), order=names))
+    summarise(pd.concat(frames, ignore_index=True), names, args.ours)
     print(f"\ntotal wall time: {sum(seconds.values()):.1f} s for {len(names)} searchers")
-    if args.ours:
-        print("\nratio of mean normalised regret, Syne Tune / ours (same tasks; < 1: Syne Tune better):\n")
-        print(ratios(regret, pd.read_parquet(args.ours)))
 
+
+def summarise(regret: pd.DataFrame, names: list[str], ours: str | None) -> None:
+    """The Markdown regret@k table (interval over tasks), how many tasks and seeds each row has, and the ratios."""
+    runs = regret.groupby("strategy").agg(tasks=("task", "nunique"), seeds=("seed", "nunique"))
+    print("\nmean normalised regret, ± 95% t-interval over the held-out tasks (each task's mean over its seeds):\n")
+    print(markdown_regret_at(regret_at(regret, over="task"), order=names))
+    print("\n" + ", ".join(f"{name}: {runs.loc[name, 'tasks']} tasks x {runs.loc[name, 'seeds']} seeds" for name in names))
+    if ours:
+        print("\nratio of mean normalised regret, Syne Tune / ours (same tasks; < 1: Syne Tune better):\n")
+        print(ratios(regret, pd.read_parquet(ours)))
 
 if __name__ == "__main__":
     main()
