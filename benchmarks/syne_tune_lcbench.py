@@ -34,7 +34,12 @@ reuses the system's packages (torch 2.13.0 CPU among them; any other torch spec 
     /work/venv-synetune/bin/pip install --no-deps xgboost
     /work/venv-synetune/bin/pip install 'torch==2.13.0' 'syne-tune==0.16.0' botorch statsmodels
     PYTHONPATH=src OMP_NUM_THREADS=1 /work/venv-synetune/bin/python benchmarks/syne_tune_lcbench.py \\
-        [--searchers all --seeds 5 --configs 2000 --out DIR --ours DIR/regret.parquet]
+        [--searchers all --seeds 5 --configs 2000 --tasks N --out DIR --ours DIR/regret.parquet]
+    ... --summarise DIR1/regret.parquet,DIR2/regret.parquet --ours DIR/regret.parquet  # merge per-searcher runs
+
+``--tasks N`` holds out a seeded sample of N tasks (for a slow searcher: BOTorch takes about a
+minute of CPU per 50-trial run); docs/PERFORMANCE.md ("Syne Tune side by side") has the commands
+behind its figures.
 """
 
 from __future__ import annotations
@@ -105,7 +110,8 @@ def evaluations(space: dict, prior: list[metadataset.TaskData]) -> dict:
     for task in prior:
         hyperparameters = task.raw.rename(columns=lambda column: column.removeprefix("hp.")).reset_index(drop=True)
         error = 1.0 - np.nan_to_num(task.y, nan=0.0)  # a failed row counts as the worst (as in our regret)
-        result[task.name] = TransferLearningTaskEvaluations(space, hyperparameters, [METRIC], error.reshape(-1, 1, 1, 1))
+        shaped = error.reshape(-1, 1, 1, 1)  # (configurations, seeds, fidelities, objectives)
+        result[task.name] = TransferLearningTaskEvaluations(space, hyperparameters, [METRIC], shaped)
     return result
 
 
@@ -225,7 +231,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, help="hold out only a seeded sample of N tasks (for a slow searcher)")
     parser.add_argument("--out", help="a folder to write regret.parquet to")
     parser.add_argument("--ours", help="our replay's regret.parquet (benchmarks/lcbench_replay.py --out): print ratios")
-    parser.add_argument("--summarise", help="comma-separated regret.parquet files of earlier runs: print their tables only")
+    parser.add_argument("--summarise", help="comma-separated regret.parquet files of earlier runs: tables only")
     args = parser.parse_args()
 
     if args.summarise:  # tables only, from earlier runs' regret.parquet files (e.g. per searcher)
@@ -271,7 +277,8 @@ def summarise(regret: pd.DataFrame, names: list[str], ours: str | None) -> None:
     runs = regret.groupby("strategy").agg(tasks=("task", "nunique"), seeds=("seed", "nunique"))
     print("\nmean normalised regret, ± 95% t-interval over the held-out tasks (each task's mean over its seeds):\n")
     print(markdown_regret_at(regret_at(regret, over="task"), order=names))
-    print("\n" + ", ".join(f"{name}: {runs.loc[name, 'tasks']} tasks x {runs.loc[name, 'seeds']} seeds" for name in names))
+    counts = [f"{name}: {runs.loc[name, 'tasks']} tasks x {runs.loc[name, 'seeds']} seeds" for name in names]
+    print("\n" + ", ".join(counts))
     if ours:
         print("\nratio of mean normalised regret, Syne Tune / ours (same tasks; < 1: Syne Tune better):\n")
         print(ratios(regret, pd.read_parquet(ours)))
