@@ -75,8 +75,8 @@ SPACE = {
 SEARCHERS = ("st_zero_shot", "st_quantile", "st_bounding_box", "st_botorch", "st_random")
 # whose regret each searcher is compared with (--ours)
 OURS = {
-    "st_zero_shot": ("zero_shot", "average_rank", "portfolio"),
-    "st_quantile": ("transfer_bo",),
+    "st_zero_shot": ("zero_shot", "average_rank", "portfolio", "weighted_portfolio"),
+    "st_quantile": ("transfer_bo", "weighted_portfolio"),
     "st_bounding_box": ("random",),
     "st_botorch": ("gp_bo",),
     "st_random": ("random",),
