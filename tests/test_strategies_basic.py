@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from optuna.distributions import CategoricalDistribution
+
 from metahpo.hpo.base import STRATEGIES
 from metahpo.hpo.metadataset import from_frame
 from metahpo.hpo.replay import replay
@@ -214,3 +216,23 @@ def test_replay_shows_a_strategy_the_held_out_task_standardised_on_the_prior_alo
     np.testing.assert_allclose(seen["target"].meta_features, [9.0])  # (11 - 2) / 1: t0 and t1's mean and std
     np.testing.assert_allclose([p.meta_features[0] for p in seen["prior"]], [-1.0, 1.0])
     assert run["index"].tolist() == [0, 1, 2]
+
+
+def test_tpe_suggests_a_categorical_hyperparameter_as_a_category_and_asks_pool_rows():
+    from metahpo.hpo.synthetic import ACTIVATIONS, make_synthetic
+
+    table, _ = make_synthetic(n_tasks=1, n_configs=60, seed=0, categorical=True)  # 10 grid points x 6 activations
+    target = from_frame(table).tasks["task00"]
+    strategy = TPE(target.hidden(), [], seed=0, budget=20)
+    distribution = strategy.distributions["hp.activation"]
+    assert isinstance(distribution, CategoricalDistribution) and distribution.choices == ACTIVATIONS
+    asked = []
+    for _ in range(20):
+        query = strategy.ask()
+        asked.append(query.index)
+        trial = strategy.study.trials[-1]
+        # snapped to a row of the suggested category (every category keeps free rows here)
+        assert target.raw["hp.activation"].iloc[query.index] == trial.params["hp.activation"]
+        strategy.tell(query, float(target.y[query.index]))
+    assert len(set(asked)) == 20 and all(0 <= i < len(target) for i in asked)
+    assert {t.params["hp.activation"] for t in strategy.study.trials} <= set(ACTIVATIONS)

@@ -223,3 +223,17 @@ def test_transfer_bo_without_prior_tasks_is_plain_bo():
     data = from_frame(pool("target", 100, OPTIMUM, seed=0))
     asked = replay(TransferBO, data, "target", seed=0, trials=8)["index"]
     assert asked.is_unique and len(asked) == 8
+
+
+def test_the_initial_design_reads_a_categorical_hyperparameter_as_one_coordinate_over_its_categories():
+    from metahpo.hpo.synthetic import ACTIVATIONS, make_synthetic
+
+    target = from_frame(make_synthetic(n_tasks=1, n_configs=216, seed=0, categorical=True)[0]).tasks["task00"]
+    assert target.X.shape[1] == 3 + len(ACTIVATIONS)
+    for seed in range(10):
+        rows = space_filling_rows(target.X, 16, seed, target.encoding)
+        # 16 Sobol points, one in each sixteenth of the category coordinate; a category holds 1/6 of
+        # the pool, so it covers two whole sixteenths and meets at most four: asked 2 to 4 times
+        counts = target.raw["hp.activation"].iloc[rows].value_counts()
+        assert set(counts.index) == set(ACTIVATIONS) and counts.between(2, 4).all(), (seed, counts.to_dict())
+        assert len(set(rows)) == 16
