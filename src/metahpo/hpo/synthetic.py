@@ -12,11 +12,12 @@ as ``metadataset.from_frame`` encodes it. So a strategy that learns "the best re
 the prior tasks has a real head start; one that ignores the prior does not.
 
 With ``categorical=True`` every grid point comes with each of six activations (``hp.activation``,
-strings), and the bump is scaled by the activation's factor (``activation_effect``): the best one
-is gelu for m < 0 and swish for m >= 0 (the other of the two scores half, the rest a tenth). In any
-ordered encoding, alphabetical or the integers 0..5, each of the two good ones sits between two bad
-ones, and which is best depends on m: a model that reads the activation as an ordered number is
-misled (it expects neighbours to score alike), one that reads it as a category (one-hot) is not.
+strings), and the bump is scaled by the activation's factor (``activation_effect``): a smooth trend
+along the sorted order, broken by the best one (relu for m < 0, swish for m >= 0) between two bad
+neighbours. In the order an integer encoding gives them (alphabetical, 0..5) the pattern is
+non-monotone and which activation is best depends on m: a model that reads the activation as an
+ordered number is misled (a smooth trend fits most of it, and the lone peak between two bad
+neighbours looks like noise); one that reads it as a category (one-hot) is not.
 
 Optional: ``cost`` (seconds, growing with width), ``curve`` (per-epoch values saturating toward the
 objective; a higher lr converges faster), failed rows (NaN objective), and direction="min" (the
@@ -40,10 +41,12 @@ ACTIVATIONS = ("elu", "gelu", "relu", "selu", "swish", "tanh")  # sorted: an int
 
 
 def activation_effect(m: float) -> np.ndarray:
-    """Per activation (``ACTIVATIONS`` order), the factor on the bump: gelu best for m < 0, swish for m >= 0."""
-    effect = np.full(len(ACTIVATIONS), 0.1)
-    best, second = ("gelu", "swish") if m < 0 else ("swish", "gelu")
-    effect[ACTIVATIONS.index(best)], effect[ACTIVATIONS.index(second)] = 1.0, 0.5
+    """Per activation (``ACTIVATIONS`` order), the factor on the bump: a gentle trend along the order
+    (0.3 to 0.7), except the best one (1.0: relu for m < 0, swish for m >= 0) and its two neighbours (0.05)."""
+    effect = np.linspace(0.3, 0.7, len(ACTIVATIONS))
+    best = ACTIVATIONS.index("relu" if m < 0 else "swish")
+    effect[best - 1] = effect[best + 1] = 0.05
+    effect[best] = 1.0
     return effect
 
 
