@@ -85,7 +85,8 @@ def test_encoding_with_categories_round_trips_through_json_and_decodes():
     again = metadataset.Encoding.from_json(json.loads(json.dumps(encoding.to_json())))
     assert again == encoding
     assert again.categories[3] == (False, True) and isinstance(again.categories[3][0], bool)
-    new = pd.DataFrame({"hp.lr": [0.1, 1.0], "hp.width": [48, 16], "hp.act": ["relu", "gelu"], "hp.norm": [False, True]})
+    new = pd.DataFrame({"hp.lr": [0.1, 1.0], "hp.width": [48, 16], "hp.act": ["relu", "gelu"],
+                        "hp.norm": [False, True]})  # fmt: skip
     X = again.encode(new)
     np.testing.assert_allclose(X, [[2 / 3, 2 / 3, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0, 1]])  # gelu: never seen, all 0
     decoded = again.decode(X[:1])
@@ -98,14 +99,16 @@ def test_encoding_with_categories_round_trips_through_json_and_decodes():
 
 def test_a_candidate_grid_with_categories_finds_its_rows_and_encodes_them():
     data = metadataset.from_frame(categorical_table())
-    configs = [{"lr": 0.01, "width": 32, "act": "relu", "norm": False}, {"lr": 1.0, "width": 64, "act": "elu", "norm": True},
+    configs = [{"lr": 0.01, "width": 32, "act": "relu", "norm": False},
+               {"lr": 1.0, "width": 64, "act": "elu", "norm": True},
                {"lr": 1.0, "width": 64, "act": "tanh", "norm": True}]  # fmt: skip
     grid = CandidateGrid.build("mlp", configs, configs[0], data.encoding)
     assert grid.rows_in(data.tasks["a"]).tolist() == [1, 2, -1]
     assert grid.default_index == 0
     np.testing.assert_allclose(grid.pool("new").X, data.encoding.encode(grid.frame()))
     np.testing.assert_allclose(grid.pool("new").X[:2], data.tasks["a"].X[1:])
-    assert CandidateGrid.from_json(json.loads(json.dumps(grid.to_json()))).rows_in(data.tasks["b"]).tolist() == [-1, 2, -1]
+    again = CandidateGrid.from_json(json.loads(json.dumps(grid.to_json())))
+    assert again.rows_in(data.tasks["b"]).tolist() == [-1, 2, -1]
 
 
 def test_different_search_spaces_name_the_columns():

@@ -1,7 +1,8 @@
 """Meta-datasets: recorded sweeps as one table, task x configuration -> objective, cost, curve.
 
 Schema (docs/META_DATASET.md): a Parquet table with ``task``, one column per hyperparameter named
-``hp.<name>`` (numbers; or strings or booleans: a categorical one), ``objective``, optional ``cost`` (seconds of a full evaluation), optional
+``hp.<name>`` (numbers; or strings or booleans: a categorical one), ``objective``, optional ``cost``
+(seconds of a full evaluation), optional
 ``curve`` (list of per-epoch objective values), optional ``test_objective`` and ``metric`` (what
 the objective measures); the objective's direction (max or min) is given by the caller. An optional
 second table has ``task`` + ``mf.<name>`` meta-features.
@@ -155,7 +156,7 @@ class Encoding:
         return groups
 
     def raw_values(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The ``hp.*`` columns as recorded: numeric ones as floats, categorical ones as Python values (missing: None)."""
+        """The ``hp.*`` columns as recorded: numbers as floats, categories as Python values (missing: None)."""
         raw = {}
         for name, cats in zip(self.names, self.categories):
             column = frame[name]

@@ -78,7 +78,8 @@ def space_filling_rows(X: np.ndarray, n: int, seed: int, encoding: Optional[Enco
             counts = X[:, columns].sum(axis=0)
             if counts.sum() == 0:  # no row holds a known category: read the coordinate uniformly
                 counts = np.ones(len(cats))
-            chosen = np.minimum(np.searchsorted(np.cumsum(counts) / counts.sum(), sobol[:, j], side="right"), len(cats) - 1)
+            shares = np.cumsum(counts) / counts.sum()
+            chosen = np.minimum(np.searchsorted(shares, sobol[:, j], side="right"), len(cats) - 1)
             points[:, columns] = np.eye(len(cats))[chosen]
         else:
             points[:, columns] = sobol[:, j : j + 1]
