@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from optuna.distributions import CategoricalDistribution
 
 from metahpo.hpo.base import STRATEGIES
@@ -236,3 +235,19 @@ def test_tpe_suggests_a_categorical_hyperparameter_as_a_category_and_asks_pool_r
         strategy.tell(query, float(target.y[query.index]))
     assert len(set(asked)) == 20 and all(0 <= i < len(target) for i in asked)
     assert {t.params["hp.activation"] for t in strategy.study.trials} <= set(ACTIVATIONS)
+
+
+@pytest.fixture(scope="module")
+def categorical_data():
+    from metahpo.hpo.synthetic import make_synthetic
+
+    table, mf = make_synthetic(n_tasks=3, n_configs=60, seed=0, n_epochs=3, failure_rate=0.05, categorical=True)
+    return from_frame(table, meta_features=mf)
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_replays_a_meta_dataset_with_a_categorical_hyperparameter(categorical_data, name):
+    assert categorical_data.encoding.categories[-1] == ("elu", "gelu", "relu", "selu", "swish", "tanh")
+    run = replay(STRATEGIES.get(name), categorical_data, "task01", seed=0, trials=12)  # refuses a repeated full row
+    assert len(run) == 12 and run["regret"].is_monotonic_decreasing
+    assert run["index"].between(0, len(categorical_data.tasks["task01"]) - 1).all()
