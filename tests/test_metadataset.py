@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,8 @@ from metahpo.errors import MetahpoError
 from metahpo.hpo import metadataset
 from metahpo.hpo.base import Query
 from metahpo.hpo.replay import answer, regret_scale
-from metahpo.hpo.synthetic import make_synthetic
+from metahpo.hpo.synthetic import ACTIVATIONS, activation_effect, make_synthetic, order_encoded
+from metahpo.meta.candidates import CandidateGrid
 
 
 def small_table() -> pd.DataFrame:
@@ -39,10 +41,74 @@ def test_non_numeric_objective_is_named():
         metadataset.from_frame(table)
 
 
-def test_non_numeric_hyperparameter_is_named():
-    table = small_table().assign(**{"hp.width": ["s", "m", "l", "s", "m", "l"]})
-    with pytest.raises(MetahpoError, match=r"hp\.width must be numeric"):
+@pytest.mark.parametrize("values", [["s", 2, "l"], ["s", True, "l"], [1.5, False, 3.0]],
+                         ids=["numbers and strings", "strings and booleans", "numbers and booleans"])
+def test_a_hyperparameter_column_mixing_value_types_is_refused_naming_it(values):
+    table = small_table().assign(**{"hp.width": pd.Series(values * 2, dtype=object)})
+    with pytest.raises(MetahpoError, match=r"hp\.width mixes value types .*write every value of hp\.width as one type"):
         metadataset.from_frame(table)
+
+
+def test_a_column_holding_something_else_is_refused_naming_it():
+    table = small_table().assign(**{"hp.width": pd.Series([[1], [2], [3]] * 2, dtype=object)})
+    with pytest.raises(MetahpoError, match=r"hp\.width mixes value types \(list\)"):
+        metadataset.from_frame(table)
+
+
+def categorical_table() -> pd.DataFrame:
+    """small_table with a string and a boolean hyperparameter; the categories deliberately unsorted."""
+    return small_table().assign(**{"hp.act": ["tanh", "relu", "elu", "relu", "tanh", "elu"],
+                                   "hp.norm": [True, False, True, False, False, True]})  # fmt: skip
+
+
+def test_categorical_columns_are_one_hot_in_sorted_order_and_raw_keeps_the_values(tmp_path):
+    table = categorical_table()
+    table.to_parquet(tmp_path / "meta.parquet")
+    data = metadataset.read(tmp_path / "meta.parquet")
+    encoding = data.encoding
+    assert encoding.categories == ((), (), ("elu", "relu", "tanh"), (False, True))
+    assert encoding.columns == ("hp.lr", "hp.width", "hp.act=elu", "hp.act=relu", "hp.act=tanh",
+                                "hp.norm=False", "hp.norm=True")  # fmt: skip
+    assert data.log_scale == {"hp.lr": True, "hp.width": False, "hp.act": False, "hp.norm": False}
+    a = data.tasks["a"]
+    assert a.X.shape == (3, 7)
+    np.testing.assert_array_equal(a.X[:, 2:], [[0, 0, 1, 0, 1], [0, 1, 0, 1, 0], [1, 0, 0, 0, 1]])
+    assert a.raw["hp.act"].tolist() == ["tanh", "relu", "elu"]
+    assert a.raw["hp.norm"].tolist() == [True, False, True]
+    np.testing.assert_allclose(a.X[:, 0], [0, 1 / 3, 1])  # numeric columns as before
+    with pytest.raises(MetahpoError, match=r"hp\.act is declared log-scaled but holds categories"):
+        metadataset.from_frame(table, log_scale={"hp.act": True})
+
+
+def test_encoding_with_categories_round_trips_through_json_and_decodes():
+    encoding = metadataset.from_frame(categorical_table()).encoding
+    again = metadataset.Encoding.from_json(json.loads(json.dumps(encoding.to_json())))
+    assert again == encoding
+    assert again.categories[3] == (False, True) and isinstance(again.categories[3][0], bool)
+    new = pd.DataFrame({"hp.lr": [0.1, 1.0], "hp.width": [48, 16], "hp.act": ["relu", "gelu"],
+                        "hp.norm": [False, True]})  # fmt: skip
+    X = again.encode(new)
+    np.testing.assert_allclose(X, [[2 / 3, 2 / 3, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0, 1]])  # gelu: never seen, all 0
+    decoded = again.decode(X[:1])
+    np.testing.assert_allclose(decoded[["hp.lr", "hp.width"]].to_numpy(dtype=float), [[0.1, 48]])
+    assert decoded["hp.act"].tolist() == ["relu"] and decoded["hp.norm"].tolist() == [False]
+    # an encoding persisted before categories existed reads as all numeric
+    old = {k: v for k, v in metadataset.from_frame(small_table()).encoding.to_json().items() if k != "categories"}
+    assert metadataset.Encoding.from_json(old).categories == ((), ())
+
+
+def test_a_candidate_grid_with_categories_finds_its_rows_and_encodes_them():
+    data = metadataset.from_frame(categorical_table())
+    configs = [{"lr": 0.01, "width": 32, "act": "relu", "norm": False},
+               {"lr": 1.0, "width": 64, "act": "elu", "norm": True},
+               {"lr": 1.0, "width": 64, "act": "tanh", "norm": True}]  # fmt: skip
+    grid = CandidateGrid.build("mlp", configs, configs[0], data.encoding)
+    assert grid.rows_in(data.tasks["a"]).tolist() == [1, 2, -1]
+    assert grid.default_index == 0
+    np.testing.assert_allclose(grid.pool("new").X, data.encoding.encode(grid.frame()))
+    np.testing.assert_allclose(grid.pool("new").X[:2], data.tasks["a"].X[1:])
+    again = CandidateGrid.from_json(json.loads(json.dumps(grid.to_json())))
+    assert again.rows_in(data.tasks["b"]).tolist() == [-1, 2, -1]
 
 
 def test_different_search_spaces_name_the_columns():
@@ -119,6 +185,23 @@ def test_synthetic_meta_dataset_has_the_documented_schema_and_structure():
     # seeded: the same call gives the same table
     again, _ = make_synthetic(n_tasks=3, n_configs=100, seed=1, n_epochs=4, failure_rate=0.1)
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_categorical_synthetic_has_a_best_activation_between_two_bad_ones_that_moves_with_m():
+    table, mf = make_synthetic(n_tasks=4, n_configs=60, seed=2, categorical=True)
+    assert len(table) == 4 * 60 and table["hp.activation"].value_counts().tolist() == [40] * 6
+    best = table.loc[table.groupby("task")["objective"].idxmax()].set_index("task")["hp.activation"]
+    m = mf.set_index("task")["mf.m"]
+    assert {best[t] for t in m.index} == {"relu", "swish"}  # which one depends on m
+    assert all(best[t] == ("relu" if m[t] < 0 else "swish") for t in m.index)
+    for value in (-0.5, 0.5):  # in integer order the best sits between two bad neighbours
+        effect = activation_effect(value)
+        code = int(np.argmax(effect))
+        assert 0 < code < len(ACTIVATIONS) - 1 and effect[code - 1] < effect[code] / 5 > effect[code + 1]
+    ordinal = order_encoded(table)
+    assert sorted(ordinal["hp.activation"].unique()) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert metadataset.from_frame(ordinal).encoding.width == 4  # one ordered column, where one-hot has six
+    assert metadataset.from_frame(table).encoding.width == 9
 
 
 def test_declared_log_flags_win_and_the_span_rule_decides_the_rest():

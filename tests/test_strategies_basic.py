@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from optuna.distributions import CategoricalDistribution
 
 from metahpo.hpo.base import STRATEGIES
 from metahpo.hpo.metadataset import from_frame
@@ -214,3 +215,39 @@ def test_replay_shows_a_strategy_the_held_out_task_standardised_on_the_prior_alo
     np.testing.assert_allclose(seen["target"].meta_features, [9.0])  # (11 - 2) / 1: t0 and t1's mean and std
     np.testing.assert_allclose([p.meta_features[0] for p in seen["prior"]], [-1.0, 1.0])
     assert run["index"].tolist() == [0, 1, 2]
+
+
+def test_tpe_suggests_a_categorical_hyperparameter_as_a_category_and_asks_pool_rows():
+    from metahpo.hpo.synthetic import ACTIVATIONS, make_synthetic
+
+    table, _ = make_synthetic(n_tasks=1, n_configs=60, seed=0, categorical=True)  # 10 grid points x 6 activations
+    target = from_frame(table).tasks["task00"]
+    strategy = TPE(target.hidden(), [], seed=0, budget=20)
+    distribution = strategy.distributions["hp.activation"]
+    assert isinstance(distribution, CategoricalDistribution) and distribution.choices == ACTIVATIONS
+    asked = []
+    for _ in range(20):
+        query = strategy.ask()
+        asked.append(query.index)
+        trial = strategy.study.trials[-1]
+        # snapped to a row of the suggested category (every category keeps free rows here)
+        assert target.raw["hp.activation"].iloc[query.index] == trial.params["hp.activation"]
+        strategy.tell(query, float(target.y[query.index]))
+    assert len(set(asked)) == 20 and all(0 <= i < len(target) for i in asked)
+    assert {t.params["hp.activation"] for t in strategy.study.trials} <= set(ACTIVATIONS)
+
+
+@pytest.fixture(scope="module")
+def categorical_data():
+    from metahpo.hpo.synthetic import make_synthetic
+
+    table, mf = make_synthetic(n_tasks=3, n_configs=60, seed=0, n_epochs=3, failure_rate=0.05, categorical=True)
+    return from_frame(table, meta_features=mf)
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_replays_a_meta_dataset_with_a_categorical_hyperparameter(categorical_data, name):
+    assert categorical_data.encoding.categories[-1] == ("elu", "gelu", "relu", "selu", "swish", "tanh")
+    run = replay(STRATEGIES.get(name), categorical_data, "task01", seed=0, trials=12)  # refuses a repeated full row
+    assert len(run) == 12 and run["regret"].is_monotonic_decreasing
+    assert run["index"].between(0, len(categorical_data.tasks["task01"]) - 1).all()

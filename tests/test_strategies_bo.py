@@ -223,3 +223,38 @@ def test_transfer_bo_without_prior_tasks_is_plain_bo():
     data = from_frame(pool("target", 100, OPTIMUM, seed=0))
     asked = replay(TransferBO, data, "target", seed=0, trials=8)["index"]
     assert asked.is_unique and len(asked) == 8
+
+
+def test_the_initial_design_reads_a_categorical_hyperparameter_as_one_coordinate_over_its_categories():
+    from metahpo.hpo.synthetic import ACTIVATIONS, make_synthetic
+
+    target = from_frame(make_synthetic(n_tasks=1, n_configs=216, seed=0, categorical=True)[0]).tasks["task00"]
+    assert target.X.shape[1] == 3 + len(ACTIVATIONS)
+    for seed in range(10):
+        rows = space_filling_rows(target.X, 16, seed, target.encoding)
+        # 16 Sobol points, one in each sixteenth of the category coordinate; a category holds 1/6 of
+        # the pool, so it covers two whole sixteenths and meets at most four: asked 2 to 4 times
+        counts = target.raw["hp.activation"].iloc[rows].value_counts()
+        assert set(counts.index) == set(ACTIVATIONS) and counts.between(2, 4).all(), (seed, counts.to_dict())
+        assert len(set(rows)) == 16
+
+
+@pytest.mark.slow  # 8 held-out tasks x 8 seeds x 30 trials, twice: ~35 s of CPU
+def test_gp_bo_reads_a_categorical_hyperparameter_better_one_hot_than_as_integer_codes():
+    from metahpo.hpo.replay import replay_strategies
+    from metahpo.hpo.synthetic import make_synthetic, order_encoded
+
+    # the best activation is a lone peak between two bad neighbours in integer order, on a smooth trend
+    table, mf = make_synthetic(n_tasks=8, n_configs=216, seed=0, categorical=True)
+    one_hot, ordinal = from_frame(table, meta_features=mf), from_frame(order_encoded(table), meta_features=mf)
+    assert one_hot.encoding.width == ordinal.encoding.width + 5  # six one-hot columns against one ordered
+
+    def regret_at_30(data):
+        regret = replay_strategies(data, ["gp_bo"], 30, range(8), progress=False)
+        return regret[regret["trial"] == 30].groupby("seed")["regret"].mean()
+
+    categories, codes = regret_at_30(one_hot), regret_at_30(ordinal)
+    print(f"gp_bo regret@30 over 8 tasks x 8 seeds: one-hot {categories.mean():.3f}, codes {codes.mean():.3f}")
+    # measured: 0.130 against 0.301 here (one-hot lower on 7 of 8 seeds); over seeds 0-15 0.151
+    # against 0.272, a paired difference of 0.121 ±0.058 (95%): the margin sits below that interval
+    assert categories.mean() < codes.mean() - 0.05

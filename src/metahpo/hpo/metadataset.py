@@ -1,14 +1,16 @@
 """Meta-datasets: recorded sweeps as one table, task x configuration -> objective, cost, curve.
 
-Schema (docs/META_DATASET.md): a Parquet table with ``task``, one numeric column per hyperparameter
-named ``hp.<name>``, ``objective``, optional ``cost`` (seconds of a full evaluation), optional
+Schema (docs/META_DATASET.md): a Parquet table with ``task``, one column per hyperparameter named
+``hp.<name>`` (numbers; or strings or booleans: a categorical one), ``objective``, optional ``cost``
+(seconds of a full evaluation), optional
 ``curve`` (list of per-epoch objective values), optional ``test_objective`` and ``metric`` (what
 the objective measures); the objective's direction (max or min) is given by the caller. An optional
 second table has ``task`` + ``mf.<name>`` meta-features.
 
 This is the one representation of recorded sweeps that the replay engine, the strategies, tune and
 fit_meta's rankers read, and the one place for what they share:
-- ``Encoding``: configurations -> [0, 1] (log10 first where declared, else by the two-decade rule);
+- ``Encoding``: configurations -> [0, 1] (log10 first where declared, else by the two-decade rule;
+  a categorical hyperparameter one-hot, never as ordered integers);
 - ``MetaFeatureScaler``: median imputation + standardisation, fitted on training tasks, applied to
   any new task's vector, JSON-persistable; ``MetaDataset.without`` refits it without a held-out task;
 - ``regret`` / ``pool_regret``: normalised regret, (best - y) / (best - worst), failed rows 1;
@@ -52,21 +54,74 @@ def _as_float(value: Any) -> float:
 
 
 # --- configurations -------------------------------------------------------------------------------
+def _value_kind(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):  # before numbers: a bool is an int to Python
+        return "booleans"
+    if isinstance(value, (int, float, np.number)):
+        return "numbers"
+    if isinstance(value, str):
+        return "strings"
+    return type(value).__name__
+
+
+def column_kind(table: pd.DataFrame, column: str) -> str:
+    """``numeric`` or ``categorical`` (strings, or booleans); a column mixing value types is an error naming it."""
+    values = table[column]
+    if pd.api.types.is_bool_dtype(values):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(values):
+        return "numeric"
+    kinds = {_value_kind(v) for v in values.dropna()}
+    if kinds <= {"numbers"}:
+        return "numeric"
+    if kinds in ({"strings"}, {"booleans"}):
+        return "categorical"
+    _fail(f"{column} mixes value types ({', '.join(sorted(kinds))}): a hyperparameter column holds numbers, "
+          f"strings or booleans, one kind only; write every value of {column} as one type "
+          f"(e.g. all strings for a categorical: '1', 'relu'; or numbers alone)")  # fmt: skip
+    raise AssertionError  # unreachable: _fail raises
+
+
+def _plain(value: Any) -> Any:
+    """A category as a JSON-able Python value (numpy's bool and str scalars are not)."""
+    return bool(value) if isinstance(value, (bool, np.bool_)) else str(value)
+
+
 @dataclass(frozen=True)
 class Encoding:
-    """Per ``hp.*`` column: log10 or not, then min-max to [0, 1] over every task's rows."""
+    """Per ``hp.*`` column: a numeric one log10 or not, then min-max to [0, 1] over every task's rows;
+    a categorical one (strings or booleans) one-hot, one [0, 1] column per category in sorted order.
+
+    A category is never an ordered number: "relu" is not between "elu" and "tanh". So ``X`` has
+    ``width`` columns (``columns`` names them), not one per hyperparameter; a categorical column's
+    ``log`` is False and its low / high 0 / 1. ``categories``: per name, its sorted categories, empty
+    for a numeric column (default: every column numeric, as encodings persisted before categories).
+    """
 
     names: tuple[str, ...]
     log: tuple[bool, ...]
     low: tuple[float, ...]
     high: tuple[float, ...]
+    categories: tuple[tuple[Any, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.categories:
+            object.__setattr__(self, "categories", tuple(() for _ in self.names))
 
     @classmethod
     def fit(cls, table: pd.DataFrame, names: Sequence[str], declared: Optional[Mapping[str, bool]] = None) -> "Encoding":
         """``declared`` (column -> log?) wins; an undeclared column is log10 when positive and max / min >= 100."""
         declared = dict(declared or {})
-        log, low, high = [], [], []
+        log, low, high, categories = [], [], [], []
         for column in names:
+            if column_kind(table, column) == "categorical":
+                if declared.get(column):
+                    _fail(f"{column} is declared log-scaled but holds categories (strings or booleans)")
+                log.append(False)
+                low.append(0.0)
+                high.append(1.0)
+                categories.append(tuple(sorted({_plain(v) for v in table[column].dropna()})))
+                continue
             values = table[column].dropna().to_numpy(dtype=float)
             positive = len(values) > 0 and values.min() > 0
             if column in declared:
@@ -79,25 +134,70 @@ class Encoding:
             log.append(is_log)
             low.append(float(encoded.min()) if len(encoded) else 0.0)
             high.append(float(encoded.max()) if len(encoded) else 0.0)
-        return cls(tuple(names), tuple(log), tuple(low), tuple(high))
+            categories.append(())
+        return cls(tuple(names), tuple(log), tuple(low), tuple(high), tuple(categories))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The names of X's columns: ``hp.<name>``, or ``hp.<name>=<category>`` for each category."""
+        return tuple(c for name, cats in zip(self.names, self.categories)
+                     for c in ([f"{name}={v}" for v in cats] if cats else [name]))  # fmt: skip
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
+
+    def groups(self) -> list[tuple[str, slice, tuple[Any, ...]]]:
+        """Per hyperparameter: (name, its columns of X, its categories; empty when numeric)."""
+        groups, start = [], 0
+        for name, cats in zip(self.names, self.categories):
+            groups.append((name, slice(start, start + max(1, len(cats))), cats))
+            start += max(1, len(cats))
+        return groups
+
+    def raw_values(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The ``hp.*`` columns as recorded: numbers as floats, categories as Python values (missing: None)."""
+        raw = {}
+        for name, cats in zip(self.names, self.categories):
+            column = frame[name]
+            raw[name] = column.astype(object).where(column.notna(), None) if cats else column.astype(float)
+        return pd.DataFrame(raw, index=frame.index)
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """(rows, hyperparameters) in [0, 1] (outside it for values beyond the fitted range)."""
+        """(rows, ``width``) in [0, 1] (outside it for values beyond the fitted range; an unseen or missing
+        category is all zeros)."""
         columns = []
-        for column, is_log, low, high in zip(self.names, self.log, self.low, self.high):
+        for column, is_log, low, high, cats in zip(self.names, self.log, self.low, self.high, self.categories):
+            if cats:
+                values = frame[column].to_numpy(dtype=object)
+                columns.extend((values == np.array(category, dtype=object)).astype(float) for category in cats)
+                continue
             values = frame[column].to_numpy(dtype=float)
             encoded = np.log10(values) if is_log else values
             columns.append((encoded - low) / (high - low) if high > low else np.zeros_like(encoded))
         return np.column_stack(columns) if columns else np.zeros((len(frame), 0))
 
+    def decode(self, X: np.ndarray) -> pd.DataFrame:
+        """``encode``'s inverse: the values of encoded rows (a categorical one: its largest column's category)."""
+        values = {}
+        for (name, columns, cats), is_log, low, high in zip(self.groups(), self.log, self.low, self.high):
+            if cats:
+                values[name] = pd.Series(np.array(cats, dtype=object)[np.argmax(X[:, columns], axis=1)], dtype=object)
+                continue
+            scaled = low + X[:, columns.start] * (high - low)
+            values[name] = 10**scaled if is_log else scaled
+        return pd.DataFrame(values)
+
     def to_json(self) -> dict[str, Any]:
-        return {"names": list(self.names), "log": list(self.log), "low": list(self.low), "high": list(self.high)}
+        return {"names": list(self.names), "log": list(self.log), "low": list(self.low), "high": list(self.high),
+                "categories": [list(c) for c in self.categories]}  # fmt: skip
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "Encoding":
+        categories = tuple(tuple(c) for c in raw.get("categories", ()))  # absent: persisted before categories
         return cls(
             tuple(raw["names"]), tuple(bool(x) for x in raw["log"]),
-            tuple(float(x) for x in raw["low"]), tuple(float(x) for x in raw["high"]),
+            tuple(float(x) for x in raw["low"]), tuple(float(x) for x in raw["high"]), categories,
         )  # fmt: skip
 
 
@@ -148,8 +248,8 @@ class TaskData:
     """One task's pool of configurations. For the held-out task, y / curves / cost / test stay hidden (None)."""
 
     name: str
-    X: np.ndarray  # (n, d) encoded configurations (``Encoding``), in [0, 1]
-    raw: pd.DataFrame  # (n, d) the hyperparameter values as recorded (hp.* columns)
+    X: np.ndarray  # (n, encoding width) encoded configurations (``Encoding``: categories one-hot), in [0, 1]
+    raw: pd.DataFrame  # (n, hyperparameters) the values as recorded (hp.* columns; categories as strings / booleans)
     meta_features: Optional[np.ndarray] = None  # standardised vector (``MetaFeatureScaler``), or None
     y: Optional[np.ndarray] = None  # (n,) objective, higher is better, NaN = failed
     curves: Optional[list[np.ndarray]] = None  # per-epoch objective, higher is better
@@ -281,8 +381,7 @@ def from_frame(
         if column in table.columns and not pd.api.types.is_numeric_dtype(table[column]):
             _fail(f"{column} must be numeric, got dtype {table[column].dtype}")
     for column in hp_columns:
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            _fail(f"{column} must be numeric (encode a categorical hyperparameter as integers)")
+        column_kind(table, column)  # numbers, strings or booleans; a mix is refused here, naming the column
     unknown = sorted(set(log_scale or {}) - set(hp_columns))
     if unknown:
         _fail(f"log_scale names columns the table does not have: {unknown}")
@@ -298,7 +397,7 @@ def from_frame(
     tasks = {}
     for task, rows in table.groupby("task", sort=False):
         rows = rows.reset_index(drop=True)
-        raw = rows[hp_columns].astype(float)
+        raw = encoding.raw_values(rows)
         curves = None
         if "curve" in rows.columns:
             curves = [sign * np.asarray(c, dtype=float) if c is not None else np.array([]) for c in rows["curve"]]

@@ -11,6 +11,14 @@ where u is the configuration encoded to [0, 1] per hyperparameter (log10 for lr 
 as ``metadataset.from_frame`` encodes it. So a strategy that learns "the best region follows m" from
 the prior tasks has a real head start; one that ignores the prior does not.
 
+With ``categorical=True`` every grid point comes with each of six activations (``hp.activation``,
+strings), and the bump is scaled by the activation's factor (``activation_effect``): a smooth trend
+along the sorted order, broken by the best one (relu for m < 0, swish for m >= 0) between two bad
+neighbours. In the order an integer encoding gives them (alphabetical, 0..5) the pattern is
+non-monotone and which activation is best depends on m: a model that reads the activation as an
+ordered number is misled (a smooth trend fits most of it, and the lone peak between two bad
+neighbours looks like noise); one that reads it as a category (one-hot) is not.
+
 Optional: ``cost`` (seconds, growing with width), ``curve`` (per-epoch values saturating toward the
 objective; a higher lr converges faster), failed rows (NaN objective), and direction="min" (the
 objective becomes an error, 1 - accuracy, curves too).
@@ -29,6 +37,17 @@ LR_RANGE = (1e-4, 1e-1)
 WIDTH_RANGE = (8, 1024)  # >= two decades, so from_frame log-encodes it like lr
 DROPOUT_RANGE = (0.0, 0.5)
 BUMP_WIDTH = np.array([0.18, 0.25, 0.35])  # per encoded hyperparameter: lr matters most, dropout least
+ACTIVATIONS = ("elu", "gelu", "relu", "selu", "swish", "tanh")  # sorted: an integer code is the position
+
+
+def activation_effect(m: float) -> np.ndarray:
+    """Per activation (``ACTIVATIONS`` order), the factor on the bump: a gentle trend along the order
+    (0.3 to 0.7), except the best one (1.0: relu for m < 0, swish for m >= 0) and its two neighbours (0.05)."""
+    effect = np.linspace(0.3, 0.7, len(ACTIVATIONS))
+    best = ACTIVATIONS.index("relu" if m < 0 else "swish")
+    effect[best - 1] = effect[best + 1] = 0.05
+    effect[best] = 1.0
+    return effect
 
 
 def bump_center(m: float) -> np.ndarray:
@@ -66,8 +85,12 @@ def make_synthetic(
     with_cost: bool = True,
     failure_rate: float = 0.0,
     direction: str = "max",
+    categorical: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(meta-dataset table, meta-features table) in the schema of docs/META_DATASET.md.
+
+    ``categorical``: add ``hp.activation`` (module docstring); the pool is then ``n_configs // 6``
+    grid points, each with every activation.
 
     ``n_epochs`` > 0 adds a ``curve`` column of that many per-epoch values (the last equals the
     objective); ``failure_rate`` is the fraction of rows recorded as failed (NaN objective, empty
@@ -76,8 +99,15 @@ def make_synthetic(
     if direction not in ("max", "min"):
         raise ValueError(f"direction must be max or min, not {direction!r}")
     rng = np.random.default_rng(seed)
-    encoded = config_grid(n_configs, rng)
+    encoded = config_grid(n_configs // len(ACTIVATIONS) if categorical else n_configs, rng)
     hyperparameters = decode(encoded)
+    activation = np.zeros(len(encoded), dtype=int)
+    if categorical:  # every grid point with every activation
+        activation = np.tile(np.arange(len(ACTIVATIONS)), len(encoded))
+        encoded = np.repeat(encoded, len(ACTIVATIONS), axis=0)
+        hyperparameters = hyperparameters.loc[hyperparameters.index.repeat(len(ACTIVATIONS))].reset_index(drop=True)
+        hyperparameters[f"{HP_PREFIX}activation"] = np.array(ACTIVATIONS, dtype=object)[activation]
+    n_configs = len(encoded)
     # evenly spread meta-features (jittered) so held-out tasks always have neighbours on both sides
     ms = np.clip(np.linspace(-1, 1, n_tasks) + rng.normal(0, 0.05, n_tasks), -1, 1)
     frames, mf_rows = [], []
@@ -86,7 +116,8 @@ def make_synthetic(
         height = rng.uniform(0.5, 0.7)
         floor = rng.uniform(0.2, 0.3)
         distance = ((encoded - bump_center(m)) / BUMP_WIDTH) ** 2
-        score = floor + height * np.exp(-distance.sum(axis=1) / 2) + rng.normal(0, noise, n_configs)
+        factor = activation_effect(m)[activation] if categorical else 1.0
+        score = floor + height * factor * np.exp(-distance.sum(axis=1) / 2) + rng.normal(0, noise, n_configs)
         frame = hyperparameters.copy()
         frame.insert(0, "task", task)
         failed = rng.random(n_configs) < failure_rate
@@ -113,3 +144,13 @@ def _curves(
     if direction == "min":
         values = 1 - values
     return [[] if bad else row.tolist() for row, bad in zip(values, failed)]
+
+
+def order_encoded(table: pd.DataFrame, column: str = f"{HP_PREFIX}activation") -> pd.DataFrame:
+    """The same table with a categorical column replaced by its categories' integer codes (0, 1, ... in sorted order).
+
+    The misleading encoding, to compare against: ``from_frame`` then reads the column as an ordered
+    number (linear in [0, 1]) where it would have one-hot encoded the strings.
+    """
+    codes = {category: code for code, category in enumerate(sorted(table[column].dropna().unique()))}
+    return table.assign(**{column: table[column].map(codes).astype(float)})

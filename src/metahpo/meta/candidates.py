@@ -19,7 +19,9 @@ from metahpo.errors import MetahpoError
 from metahpo.hpo.metadataset import HP_PREFIX, Encoding, TaskData
 
 
-def _value_key(value: Any) -> float:
+def _value_key(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_, str)):  # a category is its own key
+        return value if isinstance(value, str) else bool(value)
     # grid values go through Parquet as floats; rounding makes 0.1 and 0.1000000001 one key
     return round(float(value), 12)
 
@@ -54,8 +56,9 @@ class CandidateGrid:
         return index
 
     def frame(self) -> pd.DataFrame:
-        """The candidates as a meta-dataset's ``hp.*`` columns."""
-        return pd.DataFrame({f"{HP_PREFIX}{hp}": [float(c[hp]) for c in self.configs] for hp in self.hp_names})
+        """The candidates as a meta-dataset's ``hp.*`` columns (as ``TaskData.raw`` holds them)."""
+        frame = pd.DataFrame({f"{HP_PREFIX}{hp}": [c[hp] for c in self.configs] for hp in self.hp_names})
+        return self.encoding.raw_values(frame)  # numbers as floats, categories as recorded
 
     def pool(self, name: str, meta_features: Optional[np.ndarray] = None, y: Optional[np.ndarray] = None) -> TaskData:
         """The candidates as a task's pool (encoded like every task of the meta-dataset)."""
@@ -65,8 +68,8 @@ class CandidateGrid:
 
     def rows_in(self, task: TaskData) -> np.ndarray:
         """Per candidate, the first row of ``task`` with that configuration; -1 where the task has none."""
-        columns = [task.raw[f"{HP_PREFIX}{hp}"].to_numpy(dtype=float) for hp in self.hp_names]
-        first: dict[tuple[float, ...], int] = {}
+        columns = [task.raw[f"{HP_PREFIX}{hp}"].to_numpy(dtype=object) for hp in self.hp_names]
+        first: dict[tuple[Any, ...], int] = {}
         for row, values in enumerate(zip(*columns)):
             first.setdefault(tuple(_value_key(v) for v in values), row)
         return np.array([first.get(self.key(c), -1) for c in self.configs], dtype=int)

@@ -2,7 +2,8 @@
 
 - Initial design: ``n_init`` (default 3) distinct pool rows, space-filling: the first points of a
   scrambled Sobol sequence (seeded) in the pool's rank space (each column replaced by its
-  empirical quantile), each snapped to the nearest row not chosen yet (``space_filling_rows``).
+  empirical quantile; a categorical hyperparameter's one-hot columns by one coordinate read as a
+  category), each snapped to the nearest row not chosen yet (``space_filling_rows``).
   Three points leave most of a small budget (15-50 trials) to the model; never more than half the
   budget. Why (docs/PERFORMANCE.md, issue 14): random rows often bunch in one region and the GP
   fitted on them explores from there; on LCBench leave one task out gp_bo's regret@5 was 0.197,
@@ -34,6 +35,7 @@ from scipy.stats import qmc, rankdata
 
 from metahpo.hpo.base import STRATEGIES, Query, Strategy, nearest_row
 from metahpo.hpo.gp import GaussianProcess, expected_improvement
+from metahpo.hpo.metadataset import Encoding
 
 
 def observed_arrays(observed: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -49,20 +51,42 @@ def observed_arrays(observed: dict[int, float]) -> tuple[np.ndarray, np.ndarray]
     return indices, np.where(finite, values, values[finite].min())
 
 
-def space_filling_rows(X: np.ndarray, n: int, seed: int) -> np.ndarray:
+def space_filling_rows(X: np.ndarray, n: int, seed: int, encoding: Optional[Encoding] = None) -> np.ndarray:
     """``n`` distinct rows of the pool ``X`` near the first points of a scrambled Sobol sequence.
 
     In the pool's rank space (each column replaced by its empirical quantile), so the design follows
-    the pool's own distribution wherever the encoding crowds its rows.
+    the pool's own distribution wherever the encoding crowds its rows. A categorical hyperparameter
+    (``encoding``'s one-hot groups) takes one Sobol coordinate, read as a category through the pool's
+    category shares (so the design asks each category about as often as the pool holds it), and
+    keeps its one-hot columns: a row of another category is farther (squared distance 2) than any
+    numeric difference (at most 1 per column), so the design's category is asked while the pool has it.
     """
     n = min(n, len(X))
-    quantiles = (rankdata(X, axis=0) - 0.5) / len(X)
+    if encoding is not None and encoding.width == X.shape[1]:
+        groups = [(columns, cats) for _, columns, cats in encoding.groups()]
+    else:  # no encoding known: every column numeric
+        groups = [(slice(j, j + 1), ()) for j in range(X.shape[1])]
+    space = (rankdata(X, axis=0) - 0.5) / len(X)
+    for columns, cats in groups:
+        if cats:
+            space[:, columns] = X[:, columns]
     # a power-of-two draw keeps Sobol's balance properties (and scipy's warning away); the first n are used
-    points = qmc.Sobol(X.shape[1], scramble=True, seed=seed).random_base2(max(0, int(np.ceil(np.log2(n)))))
+    sobol = qmc.Sobol(len(groups), scramble=True, seed=seed).random_base2(max(0, int(np.ceil(np.log2(n)))))
+    points = np.empty((len(sobol), X.shape[1]))
+    for j, (columns, cats) in enumerate(groups):
+        if cats:
+            counts = X[:, columns].sum(axis=0)
+            if counts.sum() == 0:  # no row holds a known category: read the coordinate uniformly
+                counts = np.ones(len(cats))
+            shares = np.cumsum(counts) / counts.sum()
+            chosen = np.minimum(np.searchsorted(shares, sobol[:, j], side="right"), len(cats) - 1)
+            points[:, columns] = np.eye(len(cats))[chosen]
+        else:
+            points[:, columns] = sobol[:, j : j + 1]
     free = np.ones(len(X), dtype=bool)
     rows = np.empty(n, dtype=int)
     for i in range(n):
-        rows[i] = nearest_row(quantiles, np.flatnonzero(free), points[i])
+        rows[i] = nearest_row(space, np.flatnonzero(free), points[i])
         free[rows[i]] = False
     return rows
 
@@ -93,7 +117,7 @@ class GPBO(Strategy):
     def design_row(self) -> int:
         """The next unobserved row of the space-filling initial design."""
         if self._design is None:
-            self._design = space_filling_rows(self.target.X, self.n_design, self.seed)
+            self._design = space_filling_rows(self.target.X, self.n_design, self.seed, self.target.encoding)
         unused = [row for row in self._design if row not in self.observed]
         return int(unused[0]) if unused else self.random_unobserved()  # only if told rows it never asked
 
