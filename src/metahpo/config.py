@@ -126,7 +126,7 @@ class MetaParams(Strict):
     )
     min_prior_tasks: int = Field(3, gt=0, description="safe: fewer prior tasks than this -> the family's default first")
     coverage: float = Field(
-        0.8, gt=0, lt=1, description="nominal coverage of the predicted score's interval (split-conformal over prior tasks)"
+        0.9, gt=0, lt=1, description="nominal coverage of the predicted score's interval (split-conformal over prior tasks)"
     )
 
 
