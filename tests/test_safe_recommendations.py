@@ -34,10 +34,7 @@ def synthetic_family(n_tasks: int, seed: int, default_at=(0.5, 0.5, 0.5)):
     is the config nearest ``default_at`` in the encoded cube."""
     table, mf = make_synthetic(n_tasks, 27, seed=seed, noise=0.02)
     data = from_frame(table, meta_features=mf)
-    first = next(iter(data.tasks.values()))
-    configs = [{column[3:]: float(v) for column, v in row.items()} for row in first.raw.to_dict("records")]
-    default = int(np.argmin(np.abs(first.X - np.array(default_at)).sum(axis=1)))
-    return CandidateGrid.build("synthetic", configs, configs[default], data.encoding), data
+    return CandidateGrid.from_pool("synthetic", next(iter(data.tasks.values())), default_at), data
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
