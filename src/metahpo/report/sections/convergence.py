@@ -76,7 +76,8 @@ def build(inputs: ReportInputs) -> dict:
     for task in params.tasks:  # the safe rule says when it trained the default config instead of the surrogate's pick
         recommended = recommendations.get(task, {})
         if recommended.get("fallback"):
-            notes.append(f"{task}: the family's {recommended['fallback']} config ({recommended.get('reason') or 'no reason recorded'})")
+            reason = recommended.get("reason") or "no reason recorded"
+            notes.append(f"{task}: the family's {recommended['fallback']} config ({reason})")
     return {"notes": notes, "table": Table.build(columns, rows)}
 
 
