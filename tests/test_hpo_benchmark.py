@@ -156,6 +156,10 @@ def test_warm_start_enqueues_the_top_configs_into_a_real_study(fitted_model_dir)
     trials = study.trials
     assert [t.params for t in trials[:3]] == configs  # enqueued trials run first, in rank order
     assert [t.user_attrs["metahpo_rank"] for t in trials[:3]] == [1, 2, 3]
+    # the safe rule keeps the surrogate's pick here (six prior tasks, x=1 is one of them): no fallback
+    assert all(t.user_attrs["metahpo_fallback"] == "" for t in trials[:3])
+    lower, upper = trials[0].user_attrs["metahpo_interval"]
+    assert lower <= trials[0].user_attrs["metahpo_predicted"] <= upper
     assert "metahpo_rank" not in trials[3].user_attrs  # then the sampler takes over
     assert trials[0].params["lr"] == 0.1 and trials[0].value == pytest.approx(study.best_value, abs=0.011)
     with pytest.raises(MetahpoError, match="no fitted meta-model for family 'bert'"):
@@ -164,12 +168,12 @@ def test_warm_start_enqueues_the_top_configs_into_a_real_study(fitted_model_dir)
 
 def test_cli_recommend_prints_the_top_configs_of_a_bundled_dataset(fitted_model_dir, repo_root, capsys):
     argv = ["recommend", "--dataset", "iris", "--model", "mlp", "--top-k", "3", "--meta-model",
-            str(fitted_model_dir), "--params", str(repo_root / "params.yaml")]  # fmt: skip
+            str(fitted_model_dir), "--params", str(repo_root / "params.yaml"), "--method", "surrogate"]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("top 3 mlp configurations for iris")
+    assert lines[0].startswith("top 3 mlp configurations for iris by surrogate")
     assert [line.split(".")[0].strip() for line in lines[1:]] == ["1", "2", "3"]
-    scores = [float(line.rsplit("score=", 1)[1]) for line in lines[1:]]
+    scores = [float(line.rsplit("score=", 1)[1].split(" [")[0]) for line in lines[1:]]
     assert all("lr=" in line and "hidden=" in line for line in lines[1:]) and scores == sorted(scores, reverse=True)
 
 

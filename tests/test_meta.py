@@ -253,11 +253,11 @@ def test_fit_meta_writes_the_contract(fitted):
     params, summary, loto, recommendations = fitted["params"], fitted["summary"], fitted["loto"], fitted["recommendations"]
     out_dir = fitted["out_dir"]
     assert list(loto.columns) == list(LOTO_COLUMNS)
-    assert len(loto) == 7 * 4 * 2  # tasks x methods x k
-    assert set(loto["method"]) == {"surrogate", "nearest", "portfolio", "default"}
+    assert len(loto) == 7 * 5 * 2  # tasks x methods x k
+    assert set(loto["method"]) == {"surrogate", "nearest", "portfolio", "default", "safe"}
     assert (out_dir / "model/mlp.skops").is_file() and (out_dir / "model/cnn.skops").is_file()
     meta_model = read_json(out_dir / "model/meta_model.json")
-    assert meta_model["format"] == FORMAT_VERSION == 2
+    assert meta_model["format"] == FORMAT_VERSION == 3
     # the meta-features table's order (the JSON's: write_json sorts keys); token_length, null for every task, is dropped
     assert meta_model["families"]["mlp"]["scaler"]["names"] == ["noise", "x"]
     assert meta_model["families"]["mlp"]["grid"]["encoding"]["log"] == [True, False]  # hp.lr, hp.hidden
@@ -277,7 +277,7 @@ def test_fit_meta_writes_the_contract(fitted):
     assert row.test_metric == pytest.approx(row.val_metric - 0.01)
     assert (loto["metric"] == "accuracy").all()
     assert set(recommendations) == set(params.tasks)
-    assert recommendations["t0"]["method"] == "surrogate"
+    assert recommendations["t0"]["method"] == "safe"
     assert recommendations["t0"]["config"] in grid_configs(params.families["mlp"].space)
     assert isinstance(recommendations["t0"]["predicted_score"], float)
 
@@ -285,14 +285,18 @@ def test_fit_meta_writes_the_contract(fitted):
 def test_single_task_family_records_nan_and_falls_back_to_default(fitted):
     loto, recommendations = fitted["loto"], fitted["recommendations"]
     solo = loto[loto.task == "solo"]
-    learned = solo[solo.method != "default"]
+    learned = solo[~solo.method.isin(["default", "safe"])]
     assert learned["regret"].isna().all() and (learned["runs"] == 0).all()
     assert learned["note"].str.contains("no other cnn task").all()
     default = solo[solo.method == "default"]
     assert default["regret"].notna().all() and (default["runs"] == 1).all()
-    assert recommendations["solo"]["method"] == "default"
+    # the safe rule always answers: the default config, saying why
+    safe = solo[solo.method == "safe"]
+    assert (safe["regret"].to_numpy() == default["regret"].to_numpy()).all() and (safe["fallback"] == "default").all()
+    assert (safe["reason"] == "0 prior tasks: the safe rule needs 3").all()
+    assert recommendations["solo"]["method"] == "safe" and recommendations["solo"]["fallback"] == "default"
     assert recommendations["solo"]["config"] == {"lr": 0.01, "hidden": 32}
-    assert "no other cnn task" in recommendations["solo"]["note"]
+    assert recommendations["solo"]["reason"] == "0 prior tasks: the safe rule needs 3"
 
 
 def test_nearest_warm_start_uses_the_closest_task(synthetic, tmp_path):
@@ -441,7 +445,7 @@ def test_a_meta_model_of_another_format_is_refused(fitted, tmp_path):
         (model_dir / source.name).write_bytes(source.read_bytes())
     index = read_json(model_dir / "meta_model.json")
     write_json(model_dir / "meta_model.json", {**index, "format": 1})
-    with pytest.raises(MetahpoError, match="has format 1, expected 2; rerun fit_meta"):
+    with pytest.raises(MetahpoError, match="has format 1, expected 3; rerun fit_meta"):
         load_meta_model(model_dir, "mlp")
 
 

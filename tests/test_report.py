@@ -35,7 +35,7 @@ TRAINED = ("digits-mlp", "digits-cnn")  # wine-mlp has no train_recommended resu
 GRID = [(lr, hidden) for lr in (0.001, 0.01, 0.1) for hidden in (64, 128)]
 RANDOM = [(0.0031, 96), (0.047, 200)]
 EPOCHS = 4
-METHODS = ("surrogate", "nearest", "portfolio", "default")
+METHODS = ("surrogate", "nearest", "portfolio", "default", "safe")
 KS = (1, 3)
 
 
@@ -101,6 +101,10 @@ def _loto_frame(tasks, metric="accuracy") -> pd.DataFrame:
             "test_metric": 0.88 - 0.01 * position, "runs": k, "seconds": 2.5 * k, "grid_runs": len(GRID),
             "grid_seconds": 27.0, "grid_best_val_metric": 0.9, "grid_best_test_metric": 0.89,
             "configs": json.dumps([{"lr": 0.01, "hidden": 64}] * k), "note": "",
+            "predicted": 0.97, "lower": 0.9, "upper": 1.0,
+            # the safe rule falls back on wine-mlp only, with a reason that must be escaped
+            "fallback": "default" if method == "safe" and task == "wine-mlp" else "",
+            "reason": f"unlike every prior task {HOSTILE}" if method == "safe" and task == "wine-mlp" else "",
         }
         for task in tasks
         for position, method in enumerate(METHODS)
@@ -149,7 +153,9 @@ def _write_results(root: Path) -> None:
     write_parquet(root / "meta" / "loto.parquet", _loto_frame(TASKS))
     write_json(
         root / "meta" / "recommendations.json",
-        {task: {"method": "surrogate", "config": {"lr": 0.01, "hidden": 64}, "predicted_score": 0.9} for task in TASKS},
+        {task: {"method": "safe", "config": {"lr": 0.01, "hidden": 64}, "predicted_score": 0.9,
+                "fallback": "default" if task == "wine-mlp" else None,
+                "reason": "2 prior tasks: the safe rule needs 3" if task == "wine-mlp" else ""} for task in TASKS},
     )
     for task in TRAINED:
         write_json(root / "train" / task / "metrics.json", _train_metrics(task, "accuracy", 0.91234))
@@ -355,11 +361,21 @@ def test_sections_show_the_results(html):
     # the top-1 test summary: each task in its own metric, grid best then the methods in order
     top1 = re.search(r"<caption>test score of each method.*?</caption>(.*?)</table>", loto, re.S).group(1)
     assert "<tr><td>digits-mlp</td><td>accuracy</td>" + "".join(
-        f'<td class="num">{value}</td>' for value in ("0.890", "0.880", "0.870", "0.860", "0.850")
+        f'<td class="num">{value}</td>' for value in ("0.890", "0.880", "0.870", "0.860", "0.850", "0.840")
     ) + "</tr>" in top1
+    # the safe rule's table: its verdict and interval per task, the three top-1 regrets side by side
+    safe = re.search(r"<caption>safe rule top-1.*?</caption>(.*?)</table>", loto, re.S).group(1)
+    assert ('<tr><td>digits-mlp</td><td>no</td><td>—</td><td class="num">0.970</td><td class="num">[0.900, 1.000]'
+            '</td><td class="num">0.910</td><td class="num">0.080</td><td class="num">0.050</td>'
+            '<td class="num">0.090</td></tr>') in safe  # fmt: skip
+    assert f"<td>default</td><td>unlike every prior task {escape(HOSTILE)}</td>" in safe
+    assert "safe rule: 1 of 3 held-out tasks fell back to the family&#39;s default config" in loto
+    assert "interval held its actual normalised score in 3 of 3" in loto
     convergence = _section(html, "convergence")
     assert "0.912" in convergence and "12.3" in convergence and "3.2" in convergence  # 3 and 1 decimals
     assert "<td>accuracy</td>" in convergence and "macro_recall=0.922" in convergence
+    assert "wine-mlp: the family&#39;s default config (2 prior tasks: the safe rule needs 3)" in convergence
+    assert "digits-mlp: the family" not in convergence
     assert "hidden=64, lr=0.01" in convergence
     provenance = _section(html, "provenance")
     assert "git revision" in provenance and "numpy version" in provenance

@@ -91,8 +91,10 @@ def cmd_recommend(args) -> None:
     import tempfile
 
     from metahpo.config import DatasetParams
-    from metahpo.meta import load_meta_model, recommend
+    from metahpo.meta import METHODS, load_meta_model, recommendation
 
+    if args.method not in METHODS:
+        raise MetahpoError(f"unknown --method {args.method!r}; valid names: {', '.join(METHODS)}")
     if args.top_k < 1 or (args.max_train is not None and args.max_train < 1):
         raise MetahpoError(f"--top-k and --max-train must be at least 1, got {args.top_k} and {args.max_train}")
     params = _params(args)
@@ -111,11 +113,18 @@ def cmd_recommend(args) -> None:
     with tempfile.TemporaryDirectory(prefix="metahpo-recommend-") as tmp:
         download_dataset(name, params, Path(tmp) / name)
         metafeatures = compute_metafeatures(Path(tmp) / name, params.metafeatures, params.seed)
-    top = recommend(meta_model, metafeatures, args.top_k)
-    print(f"top {len(top)} {args.model} configurations for {args.dataset} (predicted normalised score):")
-    for rank, (config, score) in enumerate(top, start=1):
+    result = recommendation(meta_model, metafeatures, args.top_k, args.method)
+    top = result["configs"]
+    coverage = f"{meta_model.calibration.coverage:.0%}"
+    print(f"top {len(top)} {args.model} configurations for {args.dataset} by {args.method} "
+          f"(predicted normalised score, 1 = the task's best grid config; [{coverage} interval]):")  # fmt: skip
+    if result["fallback"]:
+        print(f"fallback: {result['fallback']} config first ({result['reason']})")
+    for rank, entry in enumerate(top, start=1):
+        config, score = entry["config"], entry["predicted"]
         shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
-        print(f"{rank:>3}. {shown}  score={'n/a' if score is None else f'{score:.3f}'}")
+        interval = "" if entry["lower"] is None else f" [{entry['lower']:.3f}, {entry['upper']:.3f}]"
+        print(f"{rank:>3}. {shown}  score={'n/a' if score is None else f'{score:.3f}'}{interval}")
 
 
 def cmd_fewshot_evaluate(args) -> None:
@@ -258,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--top-k", type=int, default=5, help="how many configurations (default: 5)")
     rec.add_argument("--meta-model", default=pipeline.STAGE_BY_NAME["fit_meta"].output("model"), help="fit_meta's model folder")
     rec.add_argument("--max-train", type=int, help="subsample train like the meta-model's tasks did (default: all)")
+    rec.add_argument("--method", default="safe", help="safe (default: the surrogate's ranking, or the family's default "
+                     "config first when the prior tasks do not back it), surrogate (no fallback), nearest, portfolio")
     sel = add("select", cmd_select, "rank a model pool for a new dataset from K labelled examples (writes nothing)")
     sel.add_argument("--dataset", required=True, help="Hub id org/name, mirror path <mirror>/<org>/<name>, or bundled name")
     sel.add_argument("--pool", default=pipeline.STAGE_BY_NAME["pool"].outs[0], help="the pool stage's folder")

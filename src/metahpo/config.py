@@ -121,8 +121,12 @@ class MetaParams(Strict):
     neighbors: int = Field(3, gt=0, description="nearest tasks whose best configs warm-start")
     portfolio_size: int = Field(5, gt=0)
     top_k: list[int] = Field(default_factory=lambda: [1, 3, 5], min_length=1)
-    recommend: Literal["surrogate", "nearest", "portfolio"] = Field(
-        "surrogate", description="which method's top-1 train_recommended trains"
+    recommend: Literal["safe", "surrogate", "nearest", "portfolio"] = Field(
+        "safe", description="which method's top-1 train_recommended trains; safe: the surrogate's, or the default when unsure"
+    )
+    min_prior_tasks: int = Field(3, gt=0, description="safe: fewer prior tasks than this -> the family's default first")
+    coverage: float = Field(
+        0.9, gt=0, lt=1, description="nominal coverage of the predicted score's interval (split-conformal over prior tasks)"
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from metahpo.meta import load_meta_model, recommend
+from metahpo.meta import load_meta_model, recommendation
 
 
 def warm_start_study(
@@ -29,20 +29,23 @@ def warm_start_study(
     family: str,
     metafeatures: dict[str, Any],
     n: int,
-    method: str = "surrogate",
+    method: str = "safe",
 ) -> list[dict[str, Any]]:
     """Enqueue the meta-model's top-``n`` configurations; return them, best first.
 
     ``metafeatures`` is the dataset's ``features`` mapping or the whole metafeatures JSON document
     (``metahpo.metafeatures.compute_metafeatures``). Each enqueued trial carries user attributes
     ``metahpo_rank`` (1 = best) and ``metahpo_predicted`` (the meta-model's predicted normalised
-    score, or None) so the warm-start trials can be told apart afterwards. A configuration already
-    in the study is not enqueued twice (``skip_if_exists``).
+    score, or None), ``metahpo_interval`` (its calibrated [lower, upper], or None) and
+    ``metahpo_fallback`` (the safe rule's reason for putting the family's default first, or "")
+    so the warm-start trials can be told apart afterwards. A configuration already in the study is
+    not enqueued twice (``skip_if_exists``).
     """
     meta_model = load_meta_model(meta_model_dir, family)
-    top = recommend(meta_model, metafeatures, n, method)
-    for rank, (config, predicted) in enumerate(top, start=1):
-        study.enqueue_trial(
-            config, user_attrs={"metahpo_rank": rank, "metahpo_predicted": predicted}, skip_if_exists=True
-        )
-    return [config for config, _ in top]
+    result = recommendation(meta_model, metafeatures, n, method)
+    for rank, entry in enumerate(result["configs"], start=1):
+        interval = None if entry["lower"] is None else [entry["lower"], entry["upper"]]
+        attrs = {"metahpo_rank": rank, "metahpo_predicted": entry["predicted"], "metahpo_interval": interval,
+                 "metahpo_fallback": result["reason"] if result["fallback"] else ""}  # fmt: skip
+        study.enqueue_trial(entry["config"], user_attrs=attrs, skip_if_exists=True)
+    return [entry["config"] for entry in result["configs"]]

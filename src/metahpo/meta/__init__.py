@@ -1,4 +1,4 @@
-"""Meta-learning over sweeps: surrogate, nearest-task warm start, greedy portfolio, leave-one-task-out.
+"""Meta-learning over sweeps: surrogate, nearest-task warm start, greedy portfolio, the safe rule, leave-one-task-out.
 
 Everything is per model family (families have different search spaces). Candidates are the family's
 seed grid, so every recommendation can be looked up in a task's grid rows (the fit_meta stage,
@@ -8,7 +8,7 @@ encoding, meta-feature scaler, regret and (``metahpo.hpo.surrogate``) the zero-s
 """
 
 from metahpo.meta.candidates import CandidateGrid
-from metahpo.meta.persist import load_meta_model, recommend
+from metahpo.meta.persist import load_meta_model, recommend, recommendation
 from metahpo.meta.rankers import METHODS, FamilyMetaModel, greedy_portfolio, interleave_rankings
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "interleave_rankings",
     "load_meta_model",
     "recommend",
+    "recommendation",
 ]

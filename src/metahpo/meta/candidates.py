@@ -38,6 +38,14 @@ class CandidateGrid:
     def build(cls, family: str, configs: list[dict[str, Any]], default: dict[str, Any], encoding: Encoding) -> "CandidateGrid":
         return cls(family, tuple(configs[0]) if configs else (), tuple(dict(c) for c in configs), dict(default), encoding)
 
+    @classmethod
+    def from_pool(cls, family: str, task: TaskData, default_at: Any) -> "CandidateGrid":
+        """A task's pool as the grid (a meta-dataset whose tasks share one pool, e.g. the synthetic one);
+        the default is the configuration nearest ``default_at`` in the encoded [0, 1] cube."""
+        configs = [{column[len(HP_PREFIX):]: float(v) for column, v in row.items()} for row in task.raw.to_dict("records")]
+        default = int(np.argmin(np.abs(task.X - np.asarray(default_at, dtype=float)).sum(axis=1)))
+        return cls.build(family, configs, configs[default], task.encoding)
+
     def __len__(self) -> int:
         return len(self.configs)
 

@@ -15,7 +15,7 @@ from metahpo.io import read_json, write_json
 from metahpo.meta.rankers import METHODS, FamilyMetaModel
 
 META_MODEL_FILE = "meta_model.json"
-FORMAT_VERSION = 2  # 2: the grid carries the meta-dataset's encoding (was: log_scaled); scaler drops constant columns
+FORMAT_VERSION = 3  # 3: the surrogate's calibration (interval, safe rule); 2: the grid carries the encoding
 
 # Types the surrogates hold that skops does not trust by default: the fitted trees (all skops 0.16
 # asks for) and GradientBoostingRegressor's loss objects (which older skops releases also ask for).
@@ -72,11 +72,15 @@ def load_meta_model(model_dir: str | Path, family: str) -> FamilyMetaModel:
     return FamilyMetaModel.from_json(raw, load_surrogate(surrogate_path))
 
 
-def recommend(
-    meta_model: FamilyMetaModel, metafeatures: dict[str, Any], top_k: int, method: str = "surrogate"
-) -> list[tuple[dict[str, Any], Optional[float]]]:
-    """The ``top_k`` best configs for a new dataset, each with its predicted normalised score.
+def recommendation(
+    meta_model: FamilyMetaModel, metafeatures: dict[str, Any], top_k: int, method: str = "safe"
+) -> dict[str, Any]:
+    """The ``top_k`` best configs for a new dataset, with the method's verdict.
 
+    ``{"method", "fallback", "reason", "configs": [{"config", "predicted", "lower", "upper"}]}``:
+    ``predicted`` is the normalised score (1 = the task's best grid config) the method predicts,
+    ``lower``/``upper`` its calibrated interval (None when the method has none); ``fallback`` is
+    "default" when the safe rule put the family's default first, and ``reason`` says why.
     ``metafeatures`` is either the ``features`` mapping or a whole metafeatures JSON document.
     """
     if method not in METHODS:
@@ -84,7 +88,15 @@ def recommend(
     if isinstance(metafeatures.get("features"), dict):
         metafeatures = metafeatures["features"]
     ranking = meta_model.rank(method, metafeatures)
-    return [
-        (dict(meta_model.grid.configs[i]), score)
-        for i, score in zip(ranking.indices[:top_k], ranking.scores[:top_k])
-    ]
+    configs = []
+    for position, (index, score) in enumerate(zip(ranking.indices[:top_k], ranking.scores[:top_k])):
+        lower, upper = ranking.interval(position)
+        configs.append({"config": dict(meta_model.grid.configs[index]), "predicted": score, "lower": lower, "upper": upper})
+    return {"method": method, "fallback": ranking.fallback, "reason": ranking.reason, "configs": configs}
+
+
+def recommend(
+    meta_model: FamilyMetaModel, metafeatures: dict[str, Any], top_k: int, method: str = "safe"
+) -> list[tuple[dict[str, Any], Optional[float]]]:
+    """``recommendation``'s configs as (config, predicted normalised score) pairs, best first."""
+    return [(c["config"], c["predicted"]) for c in recommendation(meta_model, metafeatures, top_k, method)["configs"]]

@@ -21,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from metahpo.conformal import conformal_quantile
 from metahpo.errors import MetahpoError
 from metahpo.selection.selectors import CHEAP, SELECTORS, Context, Ranking, Selector
 
@@ -115,10 +116,7 @@ class MetaSelector:
         if len(tasks) >= 2:
             folds = GroupKFold(n_splits=min(5, len(tasks)))
             held_out = cross_val_predict(forest(), x, y, groups=group_of_row, cv=folds)
-            residuals = np.abs(held_out - y)
-            # the split-conformal quantile: ceil((n + 1) q) / n of the held-out residuals
-            level = min(1.0, math.ceil((len(residuals) + 1) * coverage) / len(residuals))
-            half_width = float(np.quantile(residuals, level))
+            half_width = conformal_quantile(np.abs(held_out - y), coverage)
         else:
             half_width = float("nan")  # one prior task: no held-out residual to size an interval with
         return cls(forest().fit(x, y), columns, half_width, coverage, tasks)

@@ -67,15 +67,18 @@ def fit_meta(params, sweep_dir: str | Path, metafeatures_dir: str | Path, out_di
 
 
 def summarise(loto: pd.DataFrame, models: dict[str, FamilyMetaModel], out_dir: Path) -> dict[str, Any]:
-    """Mean LOTO regret per method and k (NaN rows, i.e. unfitted folds, left out of the mean)."""
+    """Mean LOTO regret per method and k (NaN rows, i.e. unfitted folds, left out of the mean), and the
+    held-out tasks on which the safe rule fell back to the default, with its reason."""
     mean_regret: dict[str, dict[str, float | None]] = {}
     for (method, k), group in loto.groupby(["method", "k"], sort=True):
         value = group["regret"].mean()
         mean_regret.setdefault(method, {})[str(k)] = None if math.isnan(value) else float(value)
+    safe = loto[(loto["method"] == "safe") & (loto["k"] == loto["k"].min()) & (loto["fallback"] != "")]
     return {
         "tasks": int(loto["task"].nunique()),
         "families": {family: model.task_names for family, model in models.items()},
         "mean_regret": mean_regret,
+        "safe_fallbacks": dict(zip(safe["task"], safe["reason"])),  # held-out task -> why the default came first
         "loto": str(out_dir / "loto.parquet"),
         "recommendations": str(out_dir / "recommendations.json"),
         "model_dir": str(out_dir / "model"),

@@ -73,6 +73,11 @@ def build(inputs: ReportInputs) -> dict:
         )
     if rec_note and notes:
         notes.append(f"recommendations: {rec_note}")
+    for task in params.tasks:  # the safe rule says when it trained the default config instead of the surrogate's pick
+        recommended = recommendations.get(task, {})
+        if recommended.get("fallback"):
+            reason = recommended.get("reason") or "no reason recorded"
+            notes.append(f"{task}: the family's {recommended['fallback']} config ({reason})")
     return {"notes": notes, "table": Table.build(columns, rows)}
 
 

@@ -1,4 +1,9 @@
-"""The leave-one-task-out section: each method's regret and cost per held-out task, and their means."""
+"""The leave-one-task-out section: each method's regret and cost per held-out task, and their means.
+
+When meta/loto.parquet carries the safe rule's columns (fit_meta since issue 14), a table per task
+says whether the safe rule fell back to the default and why, the top-1's predicted normalised score
+with its interval, and the default's, the surrogate's and the safe rule's top-1 regret side by side.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from metahpo.report.common import display_order, metric_of
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_config, fmt_int, fmt_metric, fmt_percent, fmt_seconds, is_missing
 
-METHODS = ("surrogate", "nearest", "portfolio", "default")  # display order; others follow by name
+METHODS = ("surrogate", "nearest", "portfolio", "default", "safe")  # display order; others follow by name
+SAFE_COLUMNS = ("predicted", "lower", "upper", "fallback", "reason")  # older loto tables lack them
 
 
 def build(inputs: ReportInputs) -> dict:
@@ -42,13 +48,18 @@ def build(inputs: ReportInputs) -> dict:
         _pivot_table(mean_share, fmt_percent, "mean seconds spent, as a share of the whole grid's"),
         _top1_test_table(loto, methods, tasks),
     ]
+    notes = []
+    if "safe" in methods and all(c in loto.columns for c in SAFE_COLUMNS):
+        safe_table, safe_note = _safe_table(loto, tasks)
+        summaries.append(safe_table)
+        notes.append(safe_note)
     figure = figures.grouped_bar_figure(
         [f"k={k}" for k in ks],
         {m: [float(v) for v in mean_regret.loc[m]] for m in methods},
         xlabel="configs tried (k)",
         ylabel="mean regret",
     )
-    return {"notes": [], "tasks": blocks, "summaries": summaries, "figure": figure}
+    return {"notes": notes, "tasks": blocks, "summaries": summaries, "figure": figure}
 
 
 def _loto_task_table(rows: pd.DataFrame) -> Table:
@@ -90,6 +101,35 @@ def _top1_test_table(loto: pd.DataFrame, methods: list[str], tasks: list[str]) -
         )
     columns = [("task", False), ("metric", False), ("grid (best)", True)] + [(method, True) for method in methods]
     return Table.build(columns, rows, caption="test score of each method's top-1 config, in each task's metric")
+
+
+def _safe_table(loto: pd.DataFrame, tasks: list[str]) -> tuple[Table, str]:
+    """Per task: the safe rule's verdict, its top-1's predicted interval, and three methods' top-1 regret."""
+    top1 = loto[loto["k"] == loto["k"].min()]
+    rows, fell_back, covered, intervals = [], 0, 0, 0
+    for task in tasks:
+        by_method = top1[top1["task"] == task].set_index("method")
+        if "safe" not in by_method.index:
+            continue
+        safe = by_method.loc["safe"]
+        actual = 1.0 - safe.regret  # the top-1's normalised score on the held-out task
+        interval = MISSING
+        if not is_missing(safe.lower):
+            interval = f"[{fmt_metric(safe.lower)}, {fmt_metric(safe.upper)}]"
+            intervals += 1
+            covered += bool(safe.lower <= actual <= safe.upper)
+        fell_back += bool(safe.fallback)
+        regrets = [fmt_metric(by_method.regret.get(m)) for m in ("default", "surrogate", "safe")]
+        rows.append([task, str(safe.fallback) or "no", str(safe.reason) or MISSING, fmt_metric(safe.predicted),
+                     interval, fmt_metric(actual)] + regrets)  # fmt: skip
+    columns = [
+        ("task", False), ("fallback", False), ("why", False), ("predicted", True), ("interval", True),
+        ("actual", True), ("default regret", True), ("surrogate regret", True), ("safe regret", True),
+    ]  # fmt: skip
+    caption = "safe rule top-1: predicted and actual normalised score (1 = grid best), and top-1 regret"
+    note = (f"safe rule: {fell_back} of {len(rows)} held-out tasks fell back to the family's default config; "
+            f"the top-1's interval held its actual normalised score in {covered} of {intervals}")  # fmt: skip
+    return Table.build(columns, rows, caption=caption), note
 
 
 def _pivot_table(pivot: pd.DataFrame, fmt, caption: str) -> Table:
