@@ -48,6 +48,16 @@ def test_replayed_to_the_end_never_asks_a_full_evaluation_twice(synthetic):
     assert run["regret"].iloc[-1] == 0.0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_small_pools_replayed_to_the_end_on_every_task(seed):
+    # every row gets started, so the last full evaluations come after the brackets (SH's best unfinished)
+    table, mf = make_synthetic(n_tasks=4, n_configs=12, seed=seed, n_epochs=EPOCHS, failure_rate=0.2)
+    small = from_frame(table, meta_features=mf)
+    for task in small.names:
+        run = replay(CurveTransfer, small, task, seed, trials=12 * EPOCHS)
+        assert run[run["epochs"] == EPOCHS]["index"].is_unique and run["regret"].iloc[-1] == 0.0
+
+
 def test_stops_configurations_the_prior_curves_say_cannot_catch_up(synthetic):
     run = replay(CurveTransfer, synthetic, "task02", seed=0, trials=120)
     partial, full = run[run["epochs"] < EPOCHS], set(run[run["epochs"] == EPOCHS]["index"])
