@@ -107,3 +107,11 @@ def test_greedy_portfolio_stopping_early_picks_what_the_full_loop_picks():
         normalised = rng.random((int(rng.integers(1, 6)), int(rng.integers(2, 40)))).round(1)
         size = int(rng.integers(1, 50))
         assert greedy_portfolio(normalised, size) == full_loop(normalised, size)
+
+
+def test_without_curves_it_asks_the_portfolio_order_in_full():
+    table, mf = make_synthetic(n_tasks=5, n_configs=40, seed=1)  # no curve column: one fidelity
+    flat = from_frame(table, meta_features=mf)
+    run = replay(CurveTransfer, flat, "task02", seed=3, trials=15)
+    assert run["index"].tolist() == replay(Portfolio, flat, "task02", seed=3, trials=15)["index"].tolist()
+    assert (run["epochs"] == 1).all()
