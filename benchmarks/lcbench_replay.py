@@ -128,7 +128,8 @@ def cost_table(data: metadataset.MetaDataset, regret: pd.DataFrame, names: list[
     print(f"\nseconds to normalised regret {' / '.join(f'{t:g}' for t in targets)} over the {len(data.names)} held-out "
           f"tasks x {args.seeds} seeds, within a budget of {args.cost_budget:g} x the task's mean full cost "
           f"(median {np.median(list(budgets.values())):.0f} s); unreached runs: inf for the median, the budget for "
-          "the mean; share = mean seconds / budget per run (unreached 1); ratios = median / mean / share over random's:\n")  # fmt: skip
+          "the mean; share = mean seconds / budget per run (unreached 1); "
+          "ratios = median / mean / share over random's:\n")  # fmt: skip
     print(markdown_cost_to_target(table, order=names))
 
 

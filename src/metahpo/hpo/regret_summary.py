@@ -152,7 +152,8 @@ def cost_to_target(
             for ratio, column in (("median", "median_s"), ("mean", "mean_s"), ("share", "mean_share")):
                 reference_value = table["target"].map(base[column]).to_numpy()
                 # no ratio to an infinite median (fewer than half of the reference's runs got there)
-                table[f"{ratio}_ratio"] = np.where(np.isfinite(reference_value), table[column].to_numpy() / reference_value, np.nan)
+                ratios = table[column].to_numpy() / reference_value
+                table[f"{ratio}_ratio"] = np.where(np.isfinite(reference_value), ratios, np.nan)
     return table
 
 
@@ -171,8 +172,9 @@ def markdown_cost_to_target(table: pd.DataFrame, order=None) -> str:
         for t in targets:
             row = rows.loc[(name, t)]
             ratio = [_seconds(row.get(f"{c}_ratio", math.nan), ".2f") for c in ("median", "mean", "share")]
+            short = f" ({int(row['out_of_trials'])} short)" if row["out_of_trials"] else ""
             cells += [_seconds(row["median_s"]), _seconds(row["mean_s"]), f"{row['mean_share']:.3f}", " / ".join(ratio),
-                      f"{int(row['reached'])}/{int(row['runs'])}" + (f" ({int(row['out_of_trials'])} short)" if row["out_of_trials"] else "")]  # fmt: skip
+                      f"{int(row['reached'])}/{int(row['runs'])}{short}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
