@@ -80,6 +80,27 @@ def test_trials_and_cost_to_target(hand_worked):
     assert "0.850 ±0.635" in text and "3 (75%)" in text and "inf (50%)" in text
 
 
+def test_seconds_to_target_within_a_budget_censors_the_unreached(hand_worked):
+    # every trial costs 2 s; t1's budget is 7 s (3 trials cost 6), t2's 100 s
+    table = regret_summary.cost_to_target(hand_worked, {"t1": 7.0, "t2": 100.0}, [0.05], reference="A")
+    row = table.set_index("strategy")
+    # A: (t1,0) 6 s, (t2,0) 4 s, (t1,1) never and its trials ended at 6 < 7 s (short), (t2,1) 6 s
+    assert row.loc["A", ["runs", "reached", "out_of_trials", "median_s"]].tolist() == [4, 3, 1, 6.0]
+    assert row.loc["A", "mean_s"] == pytest.approx((6 + 4 + 7 + 6) / 4)  # the unreached run at its budget
+    assert row.loc["A", "mean_share"] == pytest.approx((6 / 7 + 0.04 + 1 + 0.06) / 4)
+    # B: (t1,0) never (short), (t2,0) 6 s, (t1,1) 2 s, (t2,1) never (short): fewer than half reach -> inf
+    assert row.loc["B", ["reached", "out_of_trials", "median_s"]].tolist() == [2, 2, math.inf]
+    assert row.loc["B", "mean_ratio"] == pytest.approx((7 + 6 + 2 + 100) / 4 / 5.75)
+    assert row.loc["B", "median_ratio"] == math.inf and row.loc["A", "median_ratio"] == 1.0
+    over_b = regret_summary.cost_to_target(hand_worked, {"t1": 7.0, "t2": 100.0}, [0.05], reference="B")
+    assert over_b["median_ratio"].isna().all()  # no ratio to an infinite median
+    lines = regret_summary.markdown_cost_to_target(table, order=["A", "B"]).splitlines()
+    assert lines[2] == "| A | 6 | 6 | 0.489 | 1.00 / 1.00 / 1.00 | 3/4 (1 short) |"
+    assert lines[3].startswith("| B | inf | 29 |") and "2/4 (2 short)" in lines[3]
+    with pytest.raises(ValueError, match="no budget"):
+        regret_summary.cost_to_target(hand_worked, {"t1": 7.0}, [0.05])
+
+
 @pytest.fixture
 def synthetic_files(tmp_path):
     table, mf = make_synthetic(n_tasks=3, n_configs=20, seed=0, n_epochs=3)

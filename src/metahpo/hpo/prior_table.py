@@ -11,6 +11,9 @@ for all tasks). Where the pools share their configurations (LCBench, the pipelin
 synthetic meta-dataset) the nearest is the same configuration (distance 0); where they do not, it is
 the closest one the prior task ran, so the table stays model-free at the price of reading a
 neighbour's score. A prior task that ran one configuration several times contributes their mean.
+
+``prior_curve_gains`` reads the prior tasks' learning curves the same way: how much each
+configuration still gained after a given epoch (the learning-curve-aware ``lc_transfer`` strategy).
 """
 
 from __future__ import annotations
@@ -36,15 +39,50 @@ def prior_score_table(target: TaskData, prior: list[TaskData]) -> np.ndarray:
 
 
 def _lookup(pool: np.ndarray, prior: list[TaskData]) -> np.ndarray:
-    from scipy.spatial import cKDTree
-
     table = np.zeros((len(prior), len(pool)))
     for row, task in enumerate(prior):
-        configs, which = np.unique(task.X, axis=0, return_inverse=True)
-        which = which.reshape(-1)  # numpy 2.0 returned it with the input's shape
-        mean_score = np.bincount(which, normalised_scores(task)) / np.bincount(which)
-        _, nearest = cKDTree(configs).query(pool)
-        table[row] = mean_score[nearest]
+        table[row] = _nearest_mean(pool, task, normalised_scores(task)[:, None])[:, 0]
+    return table
+
+
+def _nearest_mean(pool: np.ndarray, task: TaskData, values: np.ndarray) -> np.ndarray:
+    """(pool rows, k): per row, the mean over ``task``'s runs of its configuration nearest the row of ``values``.
+
+    ``values`` is (task rows, k); NaN entries are left out of the mean (NaN where a configuration has none).
+    """
+    from scipy.spatial import cKDTree
+
+    configs, which = np.unique(task.X, axis=0, return_inverse=True)
+    which = which.reshape(-1)  # numpy 2.0 returned it with the input's shape
+    finite = np.isfinite(values)
+    sums, counts = np.zeros((len(configs), values.shape[1])), np.zeros((len(configs), values.shape[1]))
+    np.add.at(sums, which, np.where(finite, values, 0.0))
+    np.add.at(counts, which, finite)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts
+    _, nearest = cKDTree(configs).query(pool)
+    return mean[nearest]
+
+
+def prior_curve_gains(target: TaskData, prior: list[TaskData], epochs: tuple[int, ...]) -> np.ndarray:
+    """(prior tasks with curves, target rows, len(epochs)): final objective - curve value at each epoch.
+
+    Of each prior task's configuration nearest each target row (as ``prior_score_table``), in the
+    objective's units; an epoch past a short curve reads its last value (as the replay answers it);
+    NaN where the prior task's run failed or has no curve. Cached per fold like the score table.
+    """
+    with_curves = [t for t in surrogate.usable(prior) if t.curves is not None]
+    return _table_cache.get((target.X, *with_curves), tuple(epochs), lambda: _gains(target.X, with_curves, epochs))
+
+
+def _gains(pool: np.ndarray, prior: list[TaskData], epochs: tuple[int, ...]) -> np.ndarray:
+    table = np.full((len(prior), len(pool), len(epochs)), np.nan)
+    for row, task in enumerate(prior):
+        at = np.full((len(task), len(epochs)), np.nan)
+        for i, curve in enumerate(task.curves):
+            if len(curve):
+                at[i] = np.asarray(curve, dtype=float)[np.minimum(epochs, len(curve)) - 1]
+        table[row] = _nearest_mean(pool, task, task.y[:, None] - at)
     return table
 
 
@@ -56,7 +94,12 @@ def greedy_portfolio(normalised: np.ndarray, size: int) -> list[int]:
     n_tasks, n_candidates = normalised.shape
     portfolio: list[int] = []
     best_so_far = np.zeros(n_tasks)  # normalised scores are >= 0, so 0 is "nothing yet"
+    reachable = normalised.max(axis=1) if n_candidates else best_so_far
     for _ in range(min(size, n_candidates)):
+        if np.all(best_so_far >= reachable):
+            # nothing can improve: every gain ties, so the rest come in column order (the same picks, no passes)
+            rest = np.setdiff1d(np.arange(n_candidates), portfolio, assume_unique=True)
+            return portfolio + rest[: size - len(portfolio)].tolist()
         gains = np.maximum(normalised, best_so_far[:, None]).mean(axis=0)
         gains[portfolio] = -np.inf  # never the same config twice, even when nothing improves
         pick = int(np.argmax(gains))  # argmax returns the first of equal maxima

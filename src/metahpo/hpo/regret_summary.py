@@ -15,6 +15,11 @@ Conventions, shared by every function here:
 - Trials (and cumulative cost) to reach regret <= target: the first trial at or under the target,
   per run; a run that never gets there counts as +inf, so the median over (task, seed) is inf when
   fewer than half of the runs reach the target; the fraction of runs that reach it is reported too.
+- Seconds to target within a budget (``cost_to_target``): the same first hit, but a run reaches the
+  target only if its cumulative cost is then within its task's budget in seconds; an unreached run is
+  censored at that budget: +inf for the median (exact whenever at least half the runs reach it, as
+  every censored time lies above every reached one), the budget itself for the mean (a restricted
+  mean: a lower bound of the true mean wherever a run is censored).
 """
 
 from __future__ import annotations
@@ -114,6 +119,66 @@ def time_to_target_summary(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFram
     )
 
 
+def cost_to_target(
+    regret: pd.DataFrame, budgets: Mapping[str, float], targets=TARGETS, reference: Optional[str] = "random"
+) -> pd.DataFrame:
+    """Per strategy and target: seconds to regret <= target over (task, seed), each task within its budget.
+
+    ``budgets``: task -> seconds. Columns: ``runs``, ``reached`` (runs at the target within the
+    budget), ``out_of_trials`` (unreached runs whose trials ended below the budget: censored early),
+    ``median_s`` (inf when fewer than half reach it), ``mean_s`` (unreached counted at the budget),
+    ``mean_share`` (the mean of seconds / budget, unreached 1: scale-free, where ``mean_s`` is led
+    by the tasks with the dearest evaluations), and, with a ``reference`` strategy in the table,
+    ``median_ratio`` / ``mean_ratio`` / ``share_ratio`` to its figures.
+    """
+    per_run = time_to_target(regret, targets)
+    budget = per_run["task"].map(budgets).astype(float)
+    if budget.isna().any():
+        raise ValueError(f"no budget for tasks {sorted(per_run.loc[budget.isna(), 'task'].unique())}")
+    per_run["reached"] = per_run["reached"] & (per_run["cost"] <= budget)
+    per_run["seconds"] = np.where(per_run["reached"], per_run["cost"], math.inf)
+    per_run["restricted"] = np.where(per_run["reached"], per_run["cost"], budget)
+    per_run["share"] = per_run["restricted"] / budget
+    last_cost = regret.groupby(RUN)["cost"].max().rename("last_cost").reset_index()
+    per_run = per_run.merge(last_cost, on=RUN)
+    per_run["short"] = ~per_run["reached"] & (per_run["last_cost"] < budget.to_numpy())
+    table = per_run.groupby(["strategy", "target"], as_index=False).agg(
+        runs=("reached", "size"), reached=("reached", "sum"), out_of_trials=("short", "sum"),
+        median_s=("seconds", "median"), mean_s=("restricted", "mean"), mean_share=("share", "mean"),
+    )  # fmt: skip
+    if reference is not None and reference in set(table["strategy"]):
+        base = table[table["strategy"] == reference].set_index("target")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for ratio, column in (("median", "median_s"), ("mean", "mean_s"), ("share", "mean_share")):
+                reference_value = table["target"].map(base[column]).to_numpy()
+                # no ratio to an infinite median (fewer than half of the reference's runs got there)
+                ratios = table[column].to_numpy() / reference_value
+                table[f"{ratio}_ratio"] = np.where(np.isfinite(reference_value), ratios, np.nan)
+    return table
+
+
+def markdown_cost_to_target(table: pd.DataFrame, order=None) -> str:
+    """``cost_to_target`` as Markdown: a row per strategy; per target median s, mean s, mean share of the
+    budget, their ratios to the reference ("-" where its median is inf), reached / runs."""
+    targets = sorted(table["target"].unique(), reverse=True)
+    names = list(order) if order is not None else sorted(table["strategy"].unique())
+    header = ["strategy"]
+    for t in targets:
+        header += [f"median s <={t:g}", f"mean s <={t:g}", f"share <={t:g}", f"ratios <={t:g}", f"reached <={t:g}"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    rows = table.set_index(["strategy", "target"])
+    for name in names:
+        cells = [name]
+        for t in targets:
+            row = rows.loc[(name, t)]
+            ratio = [_seconds(row.get(f"{c}_ratio", math.nan), ".2f") for c in ("median", "mean", "share")]
+            short = f" ({int(row['out_of_trials'])} short)" if row["out_of_trials"] else ""
+            cells += [_seconds(row["median_s"]), _seconds(row["mean_s"]), f"{row['mean_share']:.3f}", " / ".join(ratio),
+                      f"{int(row['reached'])}/{int(row['runs'])}{short}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def objective_resolution(
     data: MetaDataset, n_validation: Optional[Mapping[str, float]] = None, targets=TARGETS
 ) -> pd.DataFrame:
@@ -200,3 +265,7 @@ def _number(value: float) -> str:
     if not math.isfinite(value):
         return "inf"
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def _seconds(value: float, spec: str = ".0f") -> str:
+    return format(value, spec) if math.isfinite(value) else ("inf" if value > 0 else "-")

@@ -37,14 +37,18 @@ def answer(task: TaskData, query: Query) -> tuple[float, float, bool]:
 
 
 def replay(
-    strategy: type[Strategy], data: MetaDataset, task: str, seed: int, trials: int
+    strategy: type[Strategy], data: MetaDataset, task: str, seed: int, trials: int, budget: Optional[int] = None
 ) -> pd.DataFrame:
-    """Run one strategy on one held-out task; one row per trial."""
+    """Run one strategy on one held-out task; one row per trial.
+
+    ``budget``: the trial budget the strategy is told (default ``trials``), where it plans for fewer
+    trials than the replay may run (the seconds table of benchmarks/lcbench_replay.py).
+    """
     target = data.tasks[task]
     hidden, prior = data.fold(task)  # meta-features standardised on the prior tasks alone
     regret_scale(target)  # fails early on a task with nothing to compare against
     trials = min(trials, len(target) * (target.n_epochs if strategy.multi_fidelity else 1))
-    runner = strategy(hidden, prior, seed, trials)
+    runner = strategy(hidden, prior, seed, min(trials, budget) if budget else trials)
     found, cost, rows, asked_full = -math.inf, 0.0, [], set()
     for trial in range(1, trials + 1):
         query = runner.ask()
@@ -71,6 +75,7 @@ def replay_strategies(
     seeds: Iterable[int],
     tasks: Optional[Iterable[str]] = None,
     progress: bool = True,
+    budget: Optional[int] = None,
 ) -> pd.DataFrame:
     """Every strategy x held-out task x seed; the regret table (strategy, task, seed, trial, regret, cost, ...)."""
     from tqdm.auto import tqdm
@@ -82,19 +87,20 @@ def replay_strategies(
     runs = [(cls, task, seed) for cls in classes for task in tasks for seed in seeds]
     frames = []
     for cls, task, seed in tqdm(runs, desc="replay", unit="run", disable=not progress):
-        frames.append(replay(cls, data, task, seed, trials))
+        frames.append(replay(cls, data, task, seed, trials, budget))
     return pd.concat(frames, ignore_index=True)
 
 
 def replay_timed(
-    data: MetaDataset, strategies: Iterable[str], trials: int, seeds: Iterable[int], log=None
+    data: MetaDataset, strategies: Iterable[str], trials: int, seeds: Iterable[int], log=None,
+    budget: Optional[int] = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """``replay_strategies`` one strategy at a time: the regret table and each one's wall seconds, logged as it ends."""
     log = log or (lambda line: print(line, flush=True))  # a long benchmark shows each strategy as it ends
     frames, seconds, seeds = [], {}, list(seeds)
     for name in strategies:
         start = time.perf_counter()
-        frames.append(replay_strategies(data, [name], trials, seeds, progress=False))
+        frames.append(replay_strategies(data, [name], trials, seeds, progress=False, budget=budget))
         seconds[name] = time.perf_counter() - start
         runs = len(data.names) * len(seeds)
         log(f"{name:>12}: {seconds[name]:7.1f} s wall ({seconds[name] / runs:.2f} s per run)")

@@ -8,6 +8,7 @@ from metahpo.hpo.strategies import (  # noqa: F401
     average_rank,
     portfolio,
     successive_halving,
+    lc_transfer,
     gp_bo,
     transfer_bo,
     weighted_portfolio,

@@ -28,6 +28,7 @@ and both reduce to that order: random search (or zero-shot).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
@@ -74,11 +75,18 @@ class Bracket:
     starts: deque  # configurations still to start at the first rung
     results: dict[int, dict[int, float]] = field(default_factory=dict)  # rung -> {row: value}
     promoted: dict[int, set] = field(default_factory=dict)  # rung -> rows promoted from it
+    _ranked: dict[int, list[int]] = field(default_factory=dict)  # rung -> ranked(rung), until its next result
+
+    def record(self, rung: int, row: int, value: float) -> None:
+        self.results.setdefault(rung, {})[row] = value
+        self._ranked.pop(rung, None)
 
     def ranked(self, rung: int) -> list[int]:
-        """The rung's rows with a finite result, best first."""
-        done = self.results.get(rung, {})
-        return sorted((i for i, v in done.items() if np.isfinite(v)), key=lambda i: -done[i])
+        """The rung's rows with a finite result, best first (shared: do not modify)."""
+        if rung not in self._ranked:  # asha asks it of every rung at every trial: sort once per new result
+            done = self.results.get(rung, {})
+            self._ranked[rung] = sorted((i for i, v in done.items() if math.isfinite(v)), key=lambda i: -done[i])
+        return self._ranked[rung]
 
 
 class SuccessiveHalving(Strategy):
@@ -116,7 +124,7 @@ class SuccessiveHalving(Strategy):
             self.observed[query.index] = value
         self._latest[query.index] = (rung, value)
         if self._bracket is not None:
-            self._bracket.results.setdefault(rung, {})[query.index] = value
+            self._bracket.record(rung, query.index, value)
 
     def _new_bracket(self) -> bool:
         # asked past its budget (only outside the replay), it goes on with full evaluations of new rows

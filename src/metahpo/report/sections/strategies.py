@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # annotations only: the library never imports the params modu
 
 
 STRATEGIES = ("grid", "random", "tpe", "gp_bo", "transfer_bo", "zero_shot", "sh", "asha", "sh_warm", "asha_warm",
-              "average_rank", "portfolio", "weighted_portfolio")
+              "average_rank", "portfolio", "weighted_portfolio", "lc_transfer")
 # matplotlib's cycle has 10 colours (C0..C9); the strategies after the tenth take these, so none repeats
 EXTRA_COLORS = ("black", "gold", "navy", "lime", "magenta", "maroon")
 COST_GRID_POINTS = 100
