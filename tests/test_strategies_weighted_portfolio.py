@@ -121,3 +121,13 @@ def test_registered_as_a_prior_user_at_full_fidelity_and_reproducible():
     data = from_frame(table, meta_features=mf)
     runs = [replay(WeightedPortfolio, data, "task02", 4, 20)["index"].tolist() for _ in range(2)]
     assert runs[0] == runs[1] and len(set(runs[0])) == 20
+
+
+def test_with_one_prior_task_the_forest_is_no_scenario_and_the_first_ask_is_its_best():
+    # one prior task: no meta-feature varies, so the forest could only blur that task's own scores
+    table, mf = make_synthetic(2, 200, seed=3)
+    data = from_frame(table, meta_features=mf)
+    hidden, prior = data.fold("task00")
+    strategy = WeightedPortfolio(hidden, prior, 0, 5)
+    assert len(strategy.scenarios) == 1
+    assert strategy.ask().index == int(np.nanargmax(prior[0].y))
