@@ -1,15 +1,19 @@
 """Analysis helpers that several report sections share: display order, loading, metric names, intervals.
 
-What only one section needs stays in that section's module (``metahpo.report.sections.<id>``).
+What only one section needs stays in that section's module (``metahpo.report.sections.<id>``). The
+summary section (``metahpo.report.sections.summary``) reads its figures through the functions here
+that the capability sections use too, so a headline and the table it comes from cannot disagree.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable, Optional
 
 import pandas as pd
 
-from metahpo.report.tables import MISSING, fmt_fixed, is_missing
+from metahpo.hpo.regret_summary import t_half_width
+from metahpo.report.tables import MISSING, fmt_fixed, fmt_metric, is_missing
 
 
 def display_order(names: Iterable[str], preferred: Iterable[str]) -> list[str]:
@@ -65,3 +69,81 @@ def with_ci(value: Any, half_width: Any, digits: int = 3) -> str:
     if is_missing(value):
         return MISSING
     return fmt_fixed(value, digits) + ("" if is_missing(half_width) else f" ±{fmt_fixed(half_width, digits)}")
+
+
+def summary_rows(summary: Optional[dict], key: str, name: str) -> list[dict]:
+    """The summary's list of rows ``key``, those that are objects with a ``name``; the name as text."""
+    rows = (summary or {}).get(key)
+    if not isinstance(rows, list):
+        return []
+    return [{**row, name: str(row[name])} for row in rows if isinstance(row, dict) and row.get(name) is not None]
+
+
+def bracket(low: Any, high: Any) -> str:
+    """An interval as ``[low, high]``, 2 decimals (ratios); missing when either end is."""
+    if is_missing(low) or is_missing(high):
+        return MISSING
+    return f"[{float(low):.2f}, {float(high):.2f}]"
+
+
+def with_bounds(mean: Any, low: Any, high: Any) -> str:
+    """A regret as ``mean ±half`` from its interval's ends; the mean alone when an end is missing."""
+    if is_missing(low) or is_missing(high):
+        return fmt_metric(mean)
+    return f"{fmt_metric(mean)} ±{fmt_metric((float(high) - float(low)) / 2)}"
+
+
+def fmt_median(value: Any, fmt) -> str:
+    """A median over runs, half or more of which never reached the target, is infinite (null in JSON)."""
+    return "not reached" if is_missing(value) or math.isinf(float(value)) else fmt(value)
+
+
+def loto_means(loto: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, k) of fit_meta's leave-one-task-out table: mean regret over the held-out tasks, its
+    95% t-interval's half-width over them, and the mean share of the grid's seconds the k runs cost."""
+    share = loto["seconds"] / loto["grid_seconds"].where(loto["grid_seconds"] > 0)
+    grouped = loto.assign(seconds_share=share).groupby(["method", "k"])
+    return pd.DataFrame(
+        {
+            "regret": grouped["regret"].mean(),
+            "regret_half": grouped["regret"].agg(lambda values: t_half_width(values.dropna())),
+            "seconds_share": grouped["seconds_share"].mean(),
+            "tasks": grouped["task"].nunique(),
+        }
+    )
+
+
+def benchmark_families(summary: Any) -> Optional[dict[str, dict]]:
+    """family -> ``{"records", "note", "resolution"}`` from benchmark/summary.json; None if it is not keyed by family.
+
+    Two layouts are read: ``{family: {"records", "note"}}``, and the same under a ``"families"`` key
+    beside the run's settings, with the records under ``"summary"``.
+    """
+    if not isinstance(summary, dict):
+        return None
+    families = summary.get("families", summary)
+    if not isinstance(families, dict) or not all(isinstance(entry, dict) for entry in families.values()):
+        return None
+    return {
+        family: {
+            "records": entry.get("records", entry.get("summary")),
+            "note": entry.get("note"),
+            "resolution": entry.get("resolution"),
+        }
+        for family, entry in families.items()
+    }
+
+
+def fewshot_table(summary: Optional[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """fewshot/summary.json's comparison table (a row per method and setting), and why it is empty if it is."""
+    if summary is None:
+        return pd.DataFrame(), []
+    rows = summary.get("table")
+    if not isinstance(rows, list):
+        return pd.DataFrame(), ["not available: fewshot/summary.json has no comparison table"]
+    table = pd.DataFrame([row for row in rows if isinstance(row, dict)])
+    if not len(table):
+        return table, ["not available: fewshot/summary.json's comparison table has no rows"]
+    if not {"method", "setting"} <= set(table.columns):
+        return pd.DataFrame(), ["not available: fewshot/summary.json's table lacks the method and setting columns"]
+    return table, []

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order, stage_object, with_ci
+from metahpo.report.common import display_order, fewshot_table, stage_object, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import (
@@ -91,16 +91,8 @@ def _init_color(init: str, order: list[str]) -> str:
 
 def _comparison(fewshot: FewShotParams, results: ResultsTree, summary: Optional[dict], summary_note) -> dict:
     notes = [summary_note] if summary_note else []
-    rows = summary.get("table") if summary is not None else None
-    if summary is not None and not isinstance(rows, list):
-        notes.append("not available: fewshot/summary.json has no comparison table")
-        rows = None
-    table = pd.DataFrame([row for row in rows or [] if isinstance(row, dict)])
-    if rows is not None and not len(table):
-        notes.append("not available: fewshot/summary.json's comparison table has no rows")
-    if len(table) and not {"method", "setting"} <= set(table.columns):
-        notes.append("not available: fewshot/summary.json's table lacks the method and setting columns")
-        table = pd.DataFrame()
+    table, table_notes = fewshot_table(summary)
+    notes += table_notes
     meta_learned = _meta_learned(table)
     curves, curves_note = (None, None) if results.missing_stage("fewshot_eval") else results.fewshot_curves()
     if curves_note:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order, metric_of
+from metahpo.report.common import display_order, loto_means, metric_of, with_ci
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_config, fmt_int, fmt_metric, fmt_percent, fmt_seconds, is_missing
 
@@ -25,6 +25,7 @@ def build(inputs: ReportInputs) -> dict:
         return {"notes": [note], "tasks": [], "summaries": [], "figure": None}
     methods = display_order(loto["method"], METHODS)
     ks = sorted(int(k) for k in loto["k"].unique())
+    means = loto_means(loto)
     loto = loto.assign(
         method_order=loto["method"].map(methods.index),
         seconds_share=loto["seconds"] / loto["grid_seconds"].where(loto["grid_seconds"] > 0),
@@ -37,13 +38,17 @@ def build(inputs: ReportInputs) -> dict:
             blocks.append({"task": task, "notes": [f"not available: {task} has no rows in meta/loto.parquet"]})
             continue
         blocks.append({"task": task, "notes": [], "table": _loto_task_table(rows)})
-    mean_regret, mean_share = (
-        loto.groupby(["method", "k"])[column].mean().unstack("k").reindex(index=methods, columns=ks)
-        for column in ("regret", "seconds_share")
+    mean_regret, regret_half, mean_share = (
+        means[column].unstack("k").reindex(index=methods, columns=ks)
+        for column in ("regret", "regret_half", "seconds_share")
+    )
+    regret_cells = pd.DataFrame(
+        [[with_ci(mean_regret.at[m, k], regret_half.at[m, k]) for k in ks] for m in methods], index=methods, columns=ks
     )
     summaries = [
         _pivot_table(
-            mean_regret, fmt_metric, "mean regret: (grid-best val metric - best of the k) / (grid best - grid worst)"
+            regret_cells, str, "mean regret ±95% interval over the held-out tasks: "
+            "(grid-best val metric - best of the k) / (grid best - grid worst)",
         ),
         _pivot_table(mean_share, fmt_percent, "mean seconds spent, as a share of the whole grid's"),
         _top1_test_table(loto, methods, tasks),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order, listed, stage_object, with_ci
+from metahpo.report.common import bracket, display_order, listed, stage_object, summary_rows, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_fixed, fmt_int, fmt_metric, fmt_number, fmt_seconds, is_missing
@@ -55,13 +55,13 @@ def build(inputs: ReportInputs) -> dict:
         return {**data, "off": OFF_NOTE}
     training, training_note = _training(results)
     runs, traces, results_notes = _frames(results, summary_note)
-    table = _summary_rows(summary, "table", "method")
+    table = summary_rows(summary, "table", "method")
     methods = display_order(
         [*listed(summary, "methods"), *control.methods, *(row["method"] for row in table),
          *(traces["method"].astype(str) if traces is not None else [])],
         listed(summary, "methods") or list(control.methods),
     )  # fmt: skip
-    held_out = {row["task"]: row for row in _summary_rows(summary, "tasks", "task")}
+    held_out = {row["task"]: row for row in summary_rows(summary, "tasks", "task")}
     preferred = list(held_out) or list(control.eval_tasks)
     tasks = display_order(
         [*preferred, *control.eval_tasks, *(row["task"] for row in table),
@@ -106,20 +106,6 @@ def _frames(results: ResultsTree, summary_note: Optional[str]) -> Frames:
     if traces is not None:
         traces = traces[traces["method"] != GRID]  # the grid's runs are the oracle's cost, not a method
     return runs, traces, [note for note in (runs_note, traces_note) if note]
-
-
-def _summary_rows(summary: Optional[dict], key: str, name: str) -> list[dict]:
-    """The summary's list of rows ``key``, those that are objects with a ``name``; the name as text."""
-    rows = (summary or {}).get(key)
-    if not isinstance(rows, list):
-        return []
-    return [{**row, name: str(row[name])} for row in rows if isinstance(row, dict) and row.get(name) is not None]
-
-
-def _interval(low: Any, high: Any) -> str:
-    if is_missing(low) or is_missing(high):
-        return MISSING
-    return f"[{float(low):.2f}, {float(high):.2f}]"
 
 
 def _method_color(method: str, methods: list[str]) -> str:
@@ -228,7 +214,7 @@ def _targets(summary: Optional[dict], summary_note: Optional[str]) -> dict:
     empty = {"targets_table": None, "targets_line": None}
     if summary is None:
         return {"targets_notes": [summary_note] if summary_note else [], **empty}
-    targets = _summary_rows(summary, "targets", "name")
+    targets = summary_rows(summary, "targets", "name")
     if not targets:
         return {"targets_notes": ["not available: lr_eval/summary.json has no targets"], **empty}
     columns = [("target", False), ("value", True), ("95% CI", True), ("goal", True), ("verdict", False)]
@@ -240,7 +226,7 @@ def _targets(summary: Optional[dict], summary_note: Optional[str]) -> dict:
         goal = target.get("target")
         rows.append(
             [
-                target["name"], fmt_fixed(target.get("value"), 2), _interval(target.get("low"), target.get("high")),
+                target["name"], fmt_fixed(target.get("value"), 2), bracket(target.get("low"), target.get("high")),
                 MISSING if is_missing(goal) else f"≤ {fmt_number(goal)}", verdict,
             ]
         )  # fmt: skip
@@ -297,7 +283,7 @@ def _grid_line(grid: pd.DataFrame, oracle: Any) -> list[str]:
 
 
 def _gap_line(task: str, summary: Optional[dict]) -> list[str]:
-    gap = next((row for row in _summary_rows(summary, "gaps", "task") if row["task"] == task), None)
+    gap = next((row for row in summary_rows(summary, "gaps", "task") if row["task"] == task), None)
     if gap is None or is_missing(gap.get("gap_points")):
         return []
     metric = str(gap.get("metric") or "test_accuracy").replace("_", " ")
@@ -373,7 +359,7 @@ def _method_tables(task: str, rows: dict[str, dict], methods: list[str], summary
 def _ratios(summary: Optional[dict], summary_note: Optional[str], tasks: list[str], methods: list[str]) -> dict:
     if summary is None:
         return {"ratios_notes": [summary_note] if summary_note else [], "ratios_table": None}
-    ratios = [row for row in _summary_rows(summary, "ratios", "task") if row.get("baseline") is not None]
+    ratios = [row for row in summary_rows(summary, "ratios", "task") if row.get("baseline") is not None]
     if not ratios:
         note = f"not available: lr_eval/summary.json has no step ratios (is {REFERENCE} in lr_control.methods?)"
         return {"ratios_notes": [note], "ratios_table": None}
@@ -389,7 +375,7 @@ def _ratios(summary: Optional[dict], summary_note: Optional[str], tasks: list[st
             if row is None:
                 continue
             rows.append([task, baseline, fmt_int(row.get("n")), fmt_fixed(row.get("ratio"), 2),
-                         _interval(row.get("low"), row.get("high")), _reading(row)])  # fmt: skip
+                         bracket(row.get("low"), row.get("high")), _reading(row)])  # fmt: skip
     caption = (
         f"steps to threshold, {REFERENCE} / each baseline: the geometric mean over runs paired by task and seed with "
         "its 95% t-interval on the log ratios; a run that never reached the threshold counts as the whole budget"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from metahpo.report import figures
-from metahpo.report.common import display_order, listed, stage_object, with_ci
+from metahpo.report.common import display_order, listed, stage_object, summary_rows, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import MISSING, Table, fmt_fixed, fmt_int, fmt_metric, fmt_number, is_missing
@@ -173,10 +173,9 @@ def _comparison(selection: SelectionParams, summary: Optional[dict], summary_not
     empty = {"comparison_table": None}
     if summary is None:
         return {"comparison_notes": [summary_note] if summary_note else [], **empty}
-    rows = summary.get("table")
-    if not isinstance(rows, list) or not [row for row in rows if isinstance(row, dict) and row.get("selector")]:
+    by_selector = {row["selector"]: row for row in summary_rows(summary, "table", "selector")}
+    if not by_selector:
         return {"comparison_notes": ["not available: selection/summary.json has no selector table"], **empty}
-    by_selector = {str(row["selector"]): row for row in rows if isinstance(row, dict) and row.get("selector")}
     order = display_order(by_selector, listed(summary, "selectors") or selection.selectors)
     notes = []
     if REFERENCE not in by_selector:

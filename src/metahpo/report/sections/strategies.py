@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import re
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
 
 from metahpo.hpo import regret_summary
 from metahpo.report import figures
-from metahpo.report.common import display_order, metric_of
+from metahpo.report.common import benchmark_families, display_order, fmt_median, metric_of, with_bounds
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import (
@@ -57,7 +56,7 @@ def _benchmark_part(params: Params, results: ResultsTree) -> dict:
     regret, regret_note = results.benchmark_regret()
     summary, summary_note = results.benchmark_summary()
     if summary is not None:
-        summary = _family_summaries(summary)
+        summary = benchmark_families(summary)
         if summary is None:
             summary_note = "not available: benchmark/summary.json is not an object keyed by family"
     notes = [note for note in (regret_note, summary_note) if note]
@@ -81,27 +80,6 @@ def _benchmark_part(params: Params, results: ResultsTree) -> dict:
             }
         )
     return {"benchmark_notes": notes, "families": blocks}
-
-
-def _family_summaries(summary: Any) -> Optional[dict[str, dict]]:
-    """family -> ``{"records", "note"}`` from summary.json; None if it is not keyed by family.
-
-    Two layouts are read: ``{family: {"records", "note"}}``, and the same under a ``"families"`` key
-    beside the run's settings, with the records under ``"summary"``.
-    """
-    if not isinstance(summary, dict):
-        return None
-    families = summary.get("families", summary)
-    if not isinstance(families, dict) or not all(isinstance(entry, dict) for entry in families.values()):
-        return None
-    return {
-        family: {
-            "records": entry.get("records", entry.get("summary")),
-            "note": entry.get("note"),
-            "resolution": entry.get("resolution"),
-        }
-        for family, entry in families.items()
-    }
 
 
 def _regret_figures(rows: pd.DataFrame) -> dict:
@@ -181,14 +159,14 @@ def _benchmark_summary_table(records: list[dict]) -> Table:
     summary = summary.set_index("strategy").loc[display_order(summary["strategy"], STRATEGIES)]
     rows = [
         [str(strategy)]
-        + [_fmt_interval(row[f"regret@{k}"], row[f"regret@{k}_low"], row[f"regret@{k}_high"]) for k in checkpoints]
+        + [with_bounds(row[f"regret@{k}"], row[f"regret@{k}_low"], row[f"regret@{k}_high"]) for k in checkpoints]
         + [fmt_fixed(row["rank@last"], 2)]
         + [
             cell
             for t in targets
             for cell in (
-                _fmt_median(row[f"trials_to_{t}"], fmt_number),
-                _fmt_median(row[f"cost_to_{t}"], fmt_seconds),
+                fmt_median(row[f"trials_to_{t}"], fmt_number),
+                fmt_median(row[f"cost_to_{t}"], fmt_seconds),
                 fmt_percent(row[f"reached_{t}"]),
             )
         ]
@@ -223,17 +201,6 @@ def _resolution_table(records: list[dict]) -> Table:
         rows,
         caption="how fine each task's objective is, against the regret targets",
     )
-
-
-def _fmt_interval(mean: Any, low: Any, high: Any) -> str:
-    if is_missing(low) or is_missing(high):
-        return fmt_metric(mean)
-    return f"{fmt_metric(mean)} ±{fmt_metric((float(high) - float(low)) / 2)}"
-
-
-def _fmt_median(value: Any, fmt) -> str:
-    """A median over runs, half or more of which never reached the target, is infinite (null in JSON)."""
-    return "not reached" if is_missing(value) or math.isinf(float(value)) else fmt(value)
 
 
 def _tune_part(params: Params, results: ResultsTree) -> dict:
