@@ -28,7 +28,7 @@ from report_pages import section as _section
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTION_IDS = (
-    "tasks", "sweeps", "loto", "strategies", "convergence", "fewshot", "selection", "lr_control", "provenance",
+    "summary", "tasks", "sweeps", "loto", "strategies", "convergence", "fewshot", "selection", "lr_control", "provenance",
 )  # fmt: skip
 TASKS = {"digits-mlp": "digits", "wine-mlp": "wine", "digits-cnn": "digits"}
 TRAINED = ("digits-mlp", "digits-cnn")  # wine-mlp has no train_recommended result

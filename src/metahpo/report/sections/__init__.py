@@ -5,7 +5,8 @@ its partial is ``templates/sections/<id>.html``. A new section is a new module h
 and an import line below: the import order is the order of the table of contents and the page.
 """
 
-from metahpo.report.sections import tasks  # noqa: F401  (registers on import, in this order)
+from metahpo.report.sections import summary  # noqa: F401  (registers on import, in this order)
+from metahpo.report.sections import tasks  # noqa: F401
 from metahpo.report.sections import sweeps  # noqa: F401
 from metahpo.report.sections import loto  # noqa: F401
 from metahpo.report.sections import strategies  # noqa: F401
