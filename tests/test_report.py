@@ -525,9 +525,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     driver = _browser_or_skip()
     try:
         driver.get(report.as_uri())
+        tops = {}
         for section_id in SECTION_IDS:
             element = driver.find_element("id", section_id)
             assert element.is_displayed() and element.size["height"] > 0, section_id
+            tops[section_id] = element.location["y"]
+        # the summary renders first: above every other section, and on the first screen
+        assert all(tops["summary"] < top for section_id, top in tops.items() if section_id != "summary"), tops
+        assert tops["summary"] < driver.execute_script("return window.innerHeight;")
+        # every in-page link has its target
+        dangling = driver.execute_script(
+            "return Array.from(document.querySelectorAll('a[href^=\"#\"]')).map(a => a.getAttribute('href'))"
+            ".filter(h => !document.getElementById(decodeURIComponent(h.slice(1))));"
+        )
+        assert dangling == []
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
         )
@@ -540,6 +551,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert fetched == []
         assert driver.save_screenshot(str(tmp_path / "report.png"))
         assert (tmp_path / "report.png").read_bytes().startswith(PNG_SIGNATURE)
+        # the first screen, where a reader lands (CI keeps no artifact folder: it goes beside the report,
+        # and its path into the log)
+        driver.execute_script("window.scrollTo(0, 0);")
+        first_screen = report.parent / "report-first-screen.png"
+        assert driver.save_screenshot(str(first_screen))
+        assert first_screen.read_bytes().startswith(PNG_SIGNATURE)
+        print(f"first screen of the report: {first_screen}")
     finally:
         driver.quit()
 
