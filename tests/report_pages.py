@@ -52,3 +52,11 @@ def table_row(html: str, first_cell: str) -> list[str]:
 
 def block(html: str, block_id: str) -> str:
     return html.split(f'id="{block_id}"', 1)[1].split("<h3", 1)[0]
+
+
+def summary_row(html: str, capability: str) -> tuple[str, str, str]:
+    """(figure, sentence or note, link target) of the summary's row for ``capability``."""
+    row = re.search(rf"<tr>\s*<td>{re.escape(capability)}</td>(.*?)</tr>", section(html, "summary"), re.S)
+    assert row, capability
+    figure, sentence, link = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    return figure, sentence, re.search(r'href="#([^"]+)"', link).group(1)

@@ -24,6 +24,7 @@ from metahpo.report.section import ReportInputs, Section, SectionRegistry
 from metahpo.report.tables import MISSING, Table
 from report_pages import HOSTILE, page, unchecked_params
 from report_pages import section as _section
+from report_pages import summary_row
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -382,6 +383,45 @@ def test_sections_show_the_results(html):
     assert "<pre>" in provenance
 
 
+def test_summary_reads_the_recommended_config_from_the_loto_tables(html):
+    """The summary's figures are the loto section's cells: safe's and the default's k = 1 regret, the seconds share."""
+    figure, sentence, link = summary_row(html, "Recommended configuration")
+    loto = _section(html, "loto")
+    regret = re.search(r"<caption>mean regret ±95%.*?</caption>(.*?)</table>", loto, re.S).group(1)
+    share = re.search(r"<caption>mean seconds spent.*?</caption>(.*?)</table>", loto, re.S).group(1)
+    assert link == "loto" and f'id="{link}"' in html
+    assert figure == _table_row(regret, "safe")[0] and "±" in figure
+    assert f"mean regret {figure} (95% interval over {len(TASKS)} tasks)" in sentence
+    assert f"at {_table_row(share, 'safe')[0]} of the grid" in sentence
+    assert f"family default&#39;s regret is {_table_row(regret, 'default')[0]}" in sentence
+    assert f"surrogate top-1&#39;s regret is {_table_row(regret, 'surrogate')[0]}" in sentence
+    # the interval is a 95% t-interval over the held-out tasks of each task's top-1 regret
+    loto_rows = _loto_frame(TASKS)
+    values = loto_rows[(loto_rows["method"] == "safe") & (loto_rows["k"] == 1)]["regret"]
+    from metahpo.hpo.regret_summary import t_half_width
+
+    assert figure == f"{values.mean():.3f} ±{t_half_width(values):.3f}"
+
+
+def test_summary_of_missing_and_disabled_capabilities_is_one_line_each(html):
+    assert summary_row(html, "Transfer HPO")[1] == "not run: results/benchmark/ not found (run the benchmark stage)"
+    for capability, key, anchor in (("Meta-learned initialization", "fewshot", "fewshot"),
+                                    ("Model selection", "selection", "selection"),
+                                    ("Learning-rate controller", "lr_control", "lr_control")):  # fmt: skip
+        figure, note, link = summary_row(html, capability)
+        assert (figure, note, link) == (MISSING, f"off in this profile ({key}: null in the params)", anchor)
+
+
+def test_sweep_details_are_collapsed_and_name_their_task(html):
+    sweeps = _section(html, "sweeps")
+    assert sweeps.count("<details>") == sweeps.count("</details>") == len(TASKS)
+    for task in TASKS:
+        block = sweeps.split(f'<h3 id="sweep-{task}">', 1)[1].split("<h3", 1)[0]  # the anchor stays outside
+        details = block.split("<details>", 1)[1].split("</details>", 1)[0]
+        assert details.lstrip().startswith(f"<summary>{task}: ")
+        assert details.count("<img") == 2 and "<table>" in details and "<img" not in block.replace(details, "")
+
+
 def test_tasks_show_their_task_type(html):
     tasks = _section(html, "tasks")
     assert "<th>task type</th>" in tasks
@@ -656,6 +696,24 @@ def test_summary_wrapped_with_the_run_settings_reads_the_same(strategies, tmp_pa
     assert f'class="note">{SINGLE_TASK_NOTE}' in wrapped
 
 
+def test_summary_reads_the_tuned_strategy_from_the_benchmark_table(tmp_path):
+    """tune.strategy's trials to each target and its regret@k are the benchmark table's cells, beside random's."""
+    raw = {**RAW_PARAMS, "tune": {"strategy": "transfer_bo", "baseline": "random", "trials": 3}}
+    html = page(tmp_path, raw, lambda results: (_write_results(results), _write_strategy_results(results)))
+    family = _section(html, "strategies").split('id="strategies-mlp"', 1)[1].split("<h3", 1)[0]
+    figure, sentence, link = summary_row(html, "Transfer HPO (mlp)")
+    transfer, random = _table_row(family, "transfer_bo"), _table_row(family, "random")
+    # columns: regret@1, rank@last, then trials / seconds / share reaching for each target
+    assert link == "strategies-mlp" and figure == f"{transfer[2]} / {transfer[5]}" == "3.5 / 4"
+    assert f"reaches regret ≤0.05 / ≤0.01 in a median {figure} trials (random {random[2]} / {random[5]})" in sentence
+    assert f"mean regret at trial 1: {transfer[0]}, random {random[0]}" in sentence
+    # cnn's family note, as its block says it; and another tune.strategy not benchmarked is a "not run" line
+    assert summary_row(html, "Transfer HPO (cnn)")[1] == f"not run: {SINGLE_TASK_NOTE}"
+    assert summary_row(_build(tmp_path / "default", with_strategies=True), "Transfer HPO (mlp)")[1] == (
+        "not run: weighted_portfolio (tune.strategy) is not in the benchmark results"
+    )
+
+
 def test_tuning_runs_show_both_strategies(strategies):
     tuned = strategies.split('id="tune-digits-mlp"', 1)[1]
     assert '<th class="num">best val accuracy</th><th class="num">test accuracy of the best</th>' in tuned
@@ -856,6 +914,16 @@ def test_fewshot_comparison_table_per_setting(fewshot):
     positions = [one_shot.index(f"<td>{method}</td>") for method in ("maml", "protonet", "random_init")]
     assert positions == sorted(positions)
     assert fewshot.index("<caption>5-way 1-shot") < fewshot.index("<caption>5-way 5-shot")
+
+
+def test_summary_reads_the_fewshot_comparison_table(tmp_path):
+    """The first setting's best meta-learned method and best baseline, as the comparison table prints them."""
+    html = page(tmp_path, _fewshot_params(FEWSHOT_RAW), lambda r: (_write_results(r), _write_fewshot_results(r)))
+    one_shot = _captioned(_section(html, "fewshot"), "5-way 1-shot")
+    figure, sentence, link = summary_row(html, "Meta-learned initialization")
+    assert link == "fewshot-comparison" and figure == _table_row(one_shot, "maml")[1] == "0.620 ±0.030"
+    assert sentence.startswith(f"on 5-way 1-shot episodes, maml reaches query accuracy {figure}")
+    assert f"the best baseline, pretrain_head, {_table_row(one_shot, 'pretrain_head')[1]}." in sentence
 
 
 def test_fewshot_meta_training_cost(fewshot):

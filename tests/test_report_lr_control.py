@@ -16,6 +16,7 @@ from metahpo.report import SECTIONS, figures
 from metahpo.report.tables import MISSING
 from report_pages import HOSTILE, block as _block, captioned as _captioned, page as _page, table_row
 from report_pages import section as section_of
+from report_pages import summary_row
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -294,6 +295,16 @@ def test_trajectories_are_drawn_per_task(tmp_path, monkeypatch):
         assert len(sources) == 2
         assert all(base64.b64decode(uri.split(",", 1)[1]).startswith(PNG_SIGNATURE) for uri in sources)
     assert len(_images(_block(section, "lr_control-meta-training"))) == 1
+
+
+def test_summary_reads_the_step_ratio_table(page):
+    """The headline is the ratio table's "all" row, against the first baseline (in method order) with an interval."""
+    ratios = _captioned(_block(section_of(page, "lr_control"), "lr_control-ratios"), "steps to threshold, meta")
+    figure, sentence, link = summary_row(page, "Learning-rate controller")
+    schedulefree, cosine = _ratio_cells(ratios, "all", "schedulefree"), _ratio_cells(ratios, "all", "cosine")
+    assert link == "lr_control-ratios" and figure == f"{schedulefree[1]} {schedulefree[2]}" == "0.81 [0.70, 0.95]"
+    assert f"needs {figure} times schedulefree&#39;s steps" in sentence
+    assert sentence.endswith(f"; against cosine: {cosine[1]}.")  # no interval in the table, none here
 
 
 def test_step_ratio_table(section):

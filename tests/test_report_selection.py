@@ -16,6 +16,7 @@ from metahpo.report import SECTIONS, figures
 from metahpo.report.tables import MISSING
 from report_pages import HOSTILE, block as _block, captioned as _captioned, page as _page, table_row
 from report_pages import section as section_of
+from report_pages import summary_row
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -209,6 +210,16 @@ def test_selector_table_in_the_summary_order(selection):
     assert table_row(table, "meta") == ["3", "0.450 ±0.100", "0.050 ±0.020", "0.025", "0.900 ±0.250",
                                          "877 ±88", "0.833", "0.031", "reference"]  # fmt: skip
     assert "95% t-intervals over the targets" in block and "fitted leave one\n  target out" in block
+
+
+def test_summary_reads_the_selector_table(page, selection):
+    """The meta selector's tau and regret, and the best other selector's by tau, as the selector table prints them."""
+    table = _captioned(_block(selection, "selection-comparison"), "every selector on K = 8 examples")
+    figure, sentence, link = summary_row(page, "Model selection")
+    meta, logme = table_row(table, "meta"), table_row(table, "logme")
+    assert link == "selection-comparison" and figure == meta[1] == "0.450 ±0.100"
+    assert f"weighted τ {figure} and its choice has top-1 regret {meta[2]} (95% intervals over {meta[0]} targets)" in sentence
+    assert sentence.endswith(f"the best other selector by τ, logme: τ {logme[1]}, regret {logme[2]}.")
 
 
 def test_scatter_plots_the_meta_prediction_against_the_truth(tmp_path, monkeypatch):

@@ -189,14 +189,17 @@ def _lr_control(inputs: ReportInputs) -> dict:
     if not ratios:
         return _not_run(capability, "lr_control", note or "lr_eval/summary.json has no step ratios over all tasks")
     baselines = display_order(ratios, list(control.methods))
-    cells = {b: f"{fmt_fixed(ratios[b].get('ratio'), 2)} {bracket(ratios[b].get('low'), ratios[b].get('high'))}"
+    # the ratio and the interval as the section's ratio table prints them
+    cells = {b: (fmt_fixed(ratios[b].get("ratio"), 2), bracket(ratios[b].get("low"), ratios[b].get("high")))
              for b in baselines}  # fmt: skip
-    first = baselines[0]
-    sentence = (f"over the held-out tasks the learned controller needs {cells[first]} times {first}'s steps to reach "
-                "the threshold (geometric mean over paired runs, 95% interval)")  # fmt: skip
-    if len(baselines) > 1:
-        sentence += "; against " + ", ".join(f"{b}: {cells[b]}" for b in baselines[1:])
-    return _item(capability, "lr_control-ratios", cells[first].replace(f" {MISSING}", ""), sentence + ".")
+    first = next((b for b in baselines if cells[b][1] != MISSING), baselines[0])  # the headline has an interval
+    figure = " ".join(cell for cell in cells[first] if cell != MISSING)
+    sentence = (f"over the held-out tasks the learned controller needs {figure} times {first}'s steps to reach the "
+                "threshold (geometric mean over paired runs, 95% interval)")  # fmt: skip
+    others = [b for b in baselines if b != first]
+    if others:
+        sentence += "; against " + ", ".join(f"{b}: {' '.join(c for c in cells[b] if c != MISSING)}" for b in others)
+    return _item(capability, "lr_control-ratios", figure, sentence + ".")
 
 
 SECTION = SECTIONS.register(Section("summary", "Summary", build))
