@@ -116,3 +116,15 @@ def test_without_curves_it_asks_the_portfolio_order_in_full():
     run = replay(CurveTransfer, flat, "task02", seed=3, trials=15)
     assert run["index"].tolist() == replay(Portfolio, flat, "task02", seed=3, trials=15)["index"].tolist()
     assert (run["epochs"] == 1).all()
+
+
+def test_curves_no_longer_than_its_first_rung_leave_only_full_evaluations():
+    # 3-epoch curves and rungs from epoch 3: no rung below the full fidelity, no gains to read
+    from metahpo.hpo.metadataset import from_frame
+    from metahpo.hpo.replay import replay
+    from metahpo.hpo.strategies.lc_transfer import CurveTransfer
+    from metahpo.hpo.synthetic import make_synthetic
+
+    table, mf = make_synthetic(n_tasks=3, n_configs=40, seed=0, n_epochs=3)
+    run = replay(CurveTransfer, from_frame(table, meta_features=mf), "task01", seed=0, trials=10)
+    assert len(run) == 10 and (run["epochs"] == 3).all() and run["index"].is_unique

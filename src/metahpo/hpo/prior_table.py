@@ -77,6 +77,7 @@ def prior_curve_gains(target: TaskData, prior: list[TaskData], epochs: tuple[int
 
 def _gains(pool: np.ndarray, prior: list[TaskData], epochs: tuple[int, ...]) -> np.ndarray:
     table = np.full((len(prior), len(pool), len(epochs)), np.nan)
+    epochs = np.asarray(epochs, dtype=int)  # an index even when empty (no rung below the full fidelity)
     for row, task in enumerate(prior):
         at = np.full((len(task), len(epochs)), np.nan)
         for i, curve in enumerate(task.curves):
