@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from metahpo.hpo.regret_summary import CHECKPOINTS, complete_runs
+from metahpo.hpo.regret_summary import CHECKPOINTS, replicate_means
 
 BASELINES = ("average_rank", "portfolio", "zero_shot", "tpe", "random")
 
@@ -33,7 +33,7 @@ def per_task(regret: pd.DataFrame) -> pd.DataFrame:
     """(strategy, task, trial) -> regret averaged over seeds, every run padded to the longest."""
     if "family" in regret.columns:
         regret = regret.assign(task=regret["family"] + "/" + regret["task"])
-    return complete_runs(regret).groupby(["strategy", "task", "trial"], as_index=False)["regret"].mean()
+    return replicate_means(regret, over="task")
 
 
 def check(regret: pd.DataFrame, strategy: str, baselines=BASELINES) -> list[str]:

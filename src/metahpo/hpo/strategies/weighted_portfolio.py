@@ -105,7 +105,7 @@ class WeightedPortfolio(Strategy):
     def ask(self) -> Query:
         observed = np.fromiter(self.observed, dtype=int, count=len(self.observed))
         if len(self.scenarios) == 0:
-            return Query(self._first(np.setdiff1d(np.arange(len(self.target)), observed)))
+            return Query(self._first(self.unobserved()))
         weight = self.weights()
         best_seen = self.scenarios[:, observed].max(axis=1) if len(observed) else np.zeros(len(self.scenarios))
         gain = np.round(weight @ np.maximum(self.scenarios, best_seen[:, None]), 12)  # equal up to rounding: a tie
