@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
 import os
 import re
@@ -19,9 +20,9 @@ from markupsafe import escape
 from metahpo.errors import MetahpoError
 from metahpo.hpo.regret_summary import summarize
 from metahpo.io import write_json, write_parquet
-from metahpo.report import SECTIONS, build_report, builder
+from metahpo.report import SECTIONS, build_report, builder, figures
 from metahpo.report.section import ReportInputs, Section, SectionRegistry
-from metahpo.report.tables import MISSING, Table
+from metahpo.report.tables import MISSING, Table, config_table
 from report_pages import HOSTILE, page, unchecked_params
 from report_pages import section as _section
 from report_pages import summary_row
@@ -101,7 +102,7 @@ def _loto_frame(tasks, metric="accuracy") -> pd.DataFrame:
             "regret": 0.05 / k + 0.01 * position, "metric": metric, "val_metric": 0.9 - 0.05 / k,
             "test_metric": 0.88 - 0.01 * position, "runs": k, "seconds": 2.5 * k, "grid_runs": len(GRID),
             "grid_seconds": 27.0, "grid_best_val_metric": 0.9, "grid_best_test_metric": 0.89,
-            "configs": json.dumps([{"lr": 0.01, "hidden": 64}] * k), "note": "",
+            "configs": json.dumps([{"lr": 0.01 * rank, "hidden": 64} for rank in range(1, k + 1)]), "note": "",
             "predicted": 0.97, "lower": 0.9, "upper": 1.0,
             # the safe rule falls back on wine-mlp only, with a reason that must be escaped
             "fallback": "default" if method == "safe" and task == "wine-mlp" else "",
@@ -316,7 +317,11 @@ def test_section_ids_are_unique_and_partials_default_to_their_id():
 
 
 def test_no_external_resources(html):
-    assert "<script" not in html.lower()
+    # one script, inline and small (sorting tables, opening details for print), that loads nothing
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I)
+    assert len(scripts) == 1 and scripts[0][0].strip() == ""
+    assert len(scripts[0][1].encode()) < 4096
+    assert not re.search(r"fetch\(|XMLHttpRequest|import\(|\.src\s*=|WebSocket|sendBeacon", scripts[0][1])
     assert "<link" not in html.lower()
     for attribute, value in re.findall(r'\b(src|href)\s*=\s*"([^"]*)"', html):
         assert value.startswith(("data:", "#")), f"{attribute}={value[:60]} is an external reference"
@@ -324,12 +329,52 @@ def test_no_external_resources(html):
 
 
 def test_images_are_inline_pngs(html):
+    from PIL import Image
+
     sources = re.findall(r'<img\s+src="([^"]*)"', html)
-    # per task: hp figure + learning curves; plus the loto bar chart
+    # per task: hp figure + learning curves; plus the loto trade-off figure
     assert len(sources) == 2 * len(TASKS) + 1
     for source in sources:
         assert source.startswith("data:image/png;base64,")
-        assert base64.b64decode(source.split(",", 1)[1]).startswith(PNG_SIGNATURE)
+        data = base64.b64decode(source.split(",", 1)[1])
+        assert data.startswith(PNG_SIGNATURE)
+        image = Image.open(io.BytesIO(data))
+        assert image.mode == "P" and len(image.getcolors()) <= figures.PALETTE_COLORS  # palette PNGs: a third the bytes
+
+
+def test_a_palette_png_is_far_smaller_than_the_full_colour_one_and_looks_the_same():
+    """A figure like the report's (lines, 95% bands, legend) as a full-colour PNG and as the report stores it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    figure = Figure(figsize=(6.3, 3.2))
+    ax = figure.subplots()
+    x = np.arange(1, 31)
+    for i in range(10):
+        mean = np.sort(rng.random(30))[::-1]
+        ax.plot(x, mean, color=f"C{i}", label=f"strategy {i}")
+        ax.fill_between(x, mean - 0.1, mean + 0.1, color=f"C{i}", alpha=0.15, linewidth=0)
+    ax.set_xscale("log")
+    ax.legend(fontsize="small")
+    palette = base64.b64decode(figures.to_data_uri(figure).split(",", 1)[1])
+    FigureCanvasAgg(figure)
+    full = io.BytesIO()
+    figure.savefig(full, format="png", dpi=figures.DPI, facecolor="white")
+    assert len(palette) < 0.45 * len(full.getvalue())
+    shown, truth = (np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=int) for b in (palette, full.getvalue()))
+    assert shown.shape == truth.shape and np.abs(shown - truth).mean() < 0.8  # of 255 per channel
+
+
+def test_config_table_gives_each_hyperparameter_its_own_column():
+    table = config_table(
+        [("task", False)],
+        [(["a"], {"lr": 0.001, "optimizer": "adam"}), (["b"], '{"lr": 0.1, "layers": 2}'), (["c"], None)],
+    )
+    assert table.columns == ["task", "layers", "lr", "optimizer"]  # the union, sorted
+    assert table.rows == [["a", MISSING, "0.001", "adam"], ["b", "2", "0.1", MISSING], ["c", MISSING, MISSING, MISSING]]
+    assert table.numeric == frozenset({1, 2})  # optimizer is categorical: left-aligned, sorted as text
 
 
 def test_user_text_is_escaped(html):
@@ -375,12 +420,52 @@ def test_sections_show_the_results(html):
     convergence = _section(html, "convergence")
     assert "0.912" in convergence and "12.3" in convergence and "3.2" in convergence  # 3 and 1 decimals
     assert "<td>accuracy</td>" in convergence and "macro_recall=0.922" in convergence
-    assert "wine-mlp: the family&#39;s default config (2 prior tasks: the safe rule needs 3)" in convergence
-    assert "digits-mlp: the family" not in convergence
-    assert "hidden=64, lr=0.01" in convergence
+    # configs as columns, one per hyperparameter: the trained one, else (wine-mlp) the recommended one
+    configs = re.search(r"<caption>the config each task trained</caption>(.*?)</table>", convergence, re.S).group(1)
+    assert '<th>task</th><th>method</th><th>why this config</th><th class="num">hidden</th><th class="num">lr</th>' in configs
+    assert _table_row(configs, "digits-mlp") == ["surrogate", MISSING, "64", "0.01"]
+    # the safe rule's reason when it fell back to the family's default config
+    assert _table_row(configs, "wine-mlp") == [
+        "safe", "the family&#39;s default config: 2 prior tasks: the safe rule needs 3", "64", "0.01"
+    ]
     provenance = _section(html, "provenance")
     assert "git revision" in provenance and "numpy version" in provenance
     assert "<pre>" in provenance
+
+
+def test_loto_tasks_show_each_methods_configs_once_a_column_per_hyperparameter_collapsed(html):
+    loto = _section(html, "loto")
+    for task in TASKS:
+        block = loto.split(f'<h3 id="loto-{task}">', 1)[1].split("<h3", 1)[0]
+        details = block.split("<details>", 1)[1].split("</details>", 1)[0]
+        assert details.lstrip().startswith(f"<summary>{task}: ")
+        regret_table, configs = details.split("<caption>configs in each method&#39;s order</caption>", 1)
+        assert "<th>configs</th>" not in regret_table  # no config written out as text
+        assert '<th>method</th><th class="num">rank</th><th class="num">hidden</th><th class="num">lr</th>' in configs
+        rows = re.findall(r"<tr><td>(\w+)</td>" + r'<td class="num">([^<]*)</td>' * 3 + "</tr>", configs)
+        # the largest k's configs, each once, in the method's order (a smaller k tries a prefix of them)
+        assert rows == [(m, str(rank), "64", f"{0.01 * rank:g}") for m in METHODS for rank in range(1, max(KS) + 1)]
+
+
+def test_loto_tradeoff_figure_plots_each_methods_mean_regret_and_cost_with_their_t_intervals():
+    from metahpo.hpo.regret_summary import t_half_width
+    from metahpo.report.common import loto_means
+    from metahpo.report.sections import loto as section
+
+    frame = _loto_frame(TASKS)
+    frame.loc[frame["task"] == "wine-mlp", ["regret", "seconds"]] *= [2.0, 3.0]  # tasks differ: a real interval
+    series = {entry["label"]: entry for entry in section._tradeoff_series(loto_means(frame), list(METHODS))}
+    assert list(series) == list(METHODS)
+    for method, entry in series.items():
+        assert list(entry["trials"]) == list(KS)
+        for position, k in enumerate(KS):
+            rows = frame[(frame["method"] == method) & (frame["k"] == k)]
+            regret, share = rows["regret"], rows["seconds"] / rows["grid_seconds"]
+            assert entry["mean"].iloc[position] == pytest.approx(regret.mean())
+            assert entry["high"].iloc[position] - entry["mean"].iloc[position] == pytest.approx(t_half_width(regret))
+            assert entry["cost"].iloc[position] == pytest.approx(share.mean())
+            assert entry["cost_high"].iloc[position] - share.mean() == pytest.approx(t_half_width(share))
+            assert t_half_width(regret) > 0
 
 
 def test_summary_reads_the_recommended_config_from_the_loto_tables(html):
@@ -419,7 +504,7 @@ def test_sweep_details_are_collapsed_and_name_their_task(html):
         block = sweeps.split(f'<h3 id="sweep-{task}">', 1)[1].split("<h3", 1)[0]  # the anchor stays outside
         details = block.split("<details>", 1)[1].split("</details>", 1)[0]
         assert details.lstrip().startswith(f"<summary>{task}: ")
-        assert details.count("<img") == 2 and "<table>" in details and "<img" not in block.replace(details, "")
+        assert details.count("<img") == 2 and "<table" in details and "<img" not in block.replace(details, "")
 
 
 def test_tasks_show_their_task_type(html):
@@ -589,6 +674,28 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
             "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith('data:'));"
         )
         assert fetched == []
+        # a click on a numeric header sorts its table by that column, a second click the other way
+        sortable = driver.find_element("css selector", "#loto table.sortable")
+        header = sortable.find_elements("css selector", "thead th.num")[0]
+        column = driver.execute_script("return arguments[0].cellIndex;", header)
+        read = ("return Array.from(arguments[0].tBodies[0].rows).map(r => parseFloat(r.cells[arguments[1]].textContent))"
+                ".filter(v => !Number.isNaN(v));")  # fmt: skip
+        header.click()
+        ascending = driver.execute_script(read, sortable, column)
+        assert len(ascending) > 1 and ascending == sorted(ascending), ascending
+        assert header.get_attribute("aria-sort") == "ascending"
+        header.click()
+        assert driver.execute_script(read, sortable, column) == sorted(ascending, reverse=True)
+        # printing opens every collapsed detail, and puts them back after
+        closed = driver.execute_script("return document.querySelectorAll('details:not([open])').length;")
+        assert closed > 0
+        driver.execute_script("window.dispatchEvent(new Event('beforeprint'));")
+        assert driver.execute_script("return document.querySelectorAll('details:not([open])').length;") == 0
+        driver.execute_script("window.dispatchEvent(new Event('afterprint'));")
+        assert driver.execute_script("return document.querySelectorAll('details:not([open])').length;") == closed
+        pdf = base64.b64decode(driver.execute_cdp_cmd("Page.printToPDF", {})["data"])
+        assert pdf.startswith(b"%PDF")
+        (report.parent / "report.pdf").write_bytes(pdf)  # beside the screenshot, for a look at the print layout
         assert driver.save_screenshot(str(tmp_path / "report.png"))
         assert (tmp_path / "report.png").read_bytes().startswith(PNG_SIGNATURE)
         # the first screen, where a reader lands (CI keeps no artifact folder: it goes beside the report,
@@ -717,9 +824,10 @@ def test_summary_reads_the_tuned_strategy_from_the_benchmark_table(tmp_path):
 def test_tuning_runs_show_both_strategies(strategies):
     tuned = strategies.split('id="tune-digits-mlp"', 1)[1]
     assert '<th class="num">best val accuracy</th><th class="num">test accuracy of the best</th>' in tuned
-    # trials, ok, best val, its test, its config, found at trial, seconds to it, total seconds
-    assert _table_row(tuned, "transfer_bo") == ["3", "3", "0.950", "0.940", "hidden=64, lr=0.02", "2", "5.0", "7.0"]
-    assert _table_row(tuned, "random") == ["3", "2", "0.850", "0.840", "hidden=64, lr=0.03", "3", "6.0", "6.0"]
+    # trials, ok, best val, its test, found at trial, seconds to it, total seconds, then its config's columns
+    assert '<th class="num">total seconds</th><th class="num">hidden</th><th class="num">lr</th>' in tuned
+    assert _table_row(tuned, "transfer_bo") == ["3", "3", "0.950", "0.940", "2", "5.0", "7.0", "64", "0.02"]
+    assert _table_row(tuned, "random") == ["3", "2", "0.850", "0.840", "3", "6.0", "6.0", "64", "0.03"]
     assert tuned.count(f"random: baseline {ESCAPED}") == 1 and HOSTILE not in tuned
 
 

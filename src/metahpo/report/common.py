@@ -100,7 +100,8 @@ def fmt_median(value: Any, fmt) -> str:
 
 def loto_means(loto: pd.DataFrame) -> pd.DataFrame:
     """Per (method, k) of fit_meta's leave-one-task-out table: mean regret over the held-out tasks, its
-    95% t-interval's half-width over them, and the mean share of the grid's seconds the k runs cost."""
+    95% t-interval's half-width over them, and the mean share of the grid's seconds the k runs cost (with
+    its half-width)."""
     share = loto["seconds"] / loto["grid_seconds"].where(loto["grid_seconds"] > 0)
     grouped = loto.assign(seconds_share=share).groupby(["method", "k"])
     return pd.DataFrame(
@@ -108,6 +109,7 @@ def loto_means(loto: pd.DataFrame) -> pd.DataFrame:
             "regret": grouped["regret"].mean(),
             "regret_half": grouped["regret"].agg(lambda values: t_half_width(values.dropna())),
             "seconds_share": grouped["seconds_share"].mean(),
+            "seconds_share_half": grouped["seconds_share"].agg(lambda values: t_half_width(values.dropna())),
             "tasks": grouped["task"].nunique(),
         }
     )

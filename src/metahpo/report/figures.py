@@ -1,7 +1,10 @@
 """Report figures as inline PNG data URIs.
 
 Figures are drawn on an Agg canvas directly (no pyplot), so building a report neither changes the
-caller's matplotlib backend nor depends on a display, and the same data gives the same bytes.
+caller's matplotlib backend nor depends on a display, and the same data gives the same bytes. Each
+is stored as a palette PNG (at most ``PALETTE_COLORS`` colours, no dithering): a line plot holds a
+few dozen distinct colours plus their anti-aliased blends, so the page is about a third the size of
+full-colour PNGs and looks the same (the report stays under 1 MB; docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import io
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 DPI = 100
 SUBPLOT_SIZE = (2.6, 2.2)  # inches, one hyperparameter panel
 SEARCH_MARKERS = {"grid": "o", "random": "^"}
 MAX_LABELLED_VALUES = 6  # a hyperparameter with this few distinct values gets a tick at each
+PALETTE_COLORS = 256
+PLAIN_NUMBERS = FuncFormatter(lambda value, _: f"{value:g}")
 
 
 def _figure(width: float, height: float, left: float = 0.7, bottom: float = 0.5, right: float = 0.15,
@@ -33,9 +39,13 @@ def _figure(width: float, height: float, left: float = 0.7, bottom: float = 0.5,
 
 def to_data_uri(figure: Figure) -> str:
     FigureCanvasAgg(figure)
+    canvas = io.BytesIO()
+    figure.savefig(canvas, format="png", dpi=DPI, facecolor="white")
+    palette = Image.open(canvas).convert("RGB").quantize(
+        PALETTE_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
     buffer = io.BytesIO()
-    # no Software/date metadata: the bytes depend on the data only
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    palette.save(buffer, format="PNG", optimize=True)  # Pillow writes no date or software chunk
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -85,19 +95,45 @@ def learning_curves_figure(curves: Sequence[tuple[str, Sequence[float]]], ylabel
     return to_data_uri(figure)
 
 
-def grouped_bar_figure(groups: Sequence[str], series: dict[str, Sequence[float]], xlabel: str, ylabel: str) -> str:
-    """One bar per series within each group (e.g. mean regret per method, grouped by k)."""
-    figure = _figure(6.0, 3.0)
-    ax = figure.subplots()
-    width = 0.8 / max(len(series), 1)
-    for index, (name, values) in enumerate(series.items()):
-        offsets = [group + (index - (len(series) - 1) / 2) * width for group in range(len(groups))]
-        ax.bar(offsets, values, width=width, label=name)
-    ax.set_xticks(range(len(groups)), list(groups))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize="small")
+DODGE = 1.06  # x factor between neighbouring methods on a log axis
+
+
+def tradeoff_figure(series: Sequence[dict], cost_label: str) -> str:
+    """Mean regret (95% interval) against configs tried (left) and against what they cost (right), log x.
+
+    ``series``: one dict per method: ``label``, ``color`` and equal-length ``trials``, ``cost``,
+    ``cost_low``, ``cost_high``, ``mean``, ``low``, ``high`` (NaN bounds: no bar there); one point per
+    budget, joined by a line. ``cost_label``: the right panel's x label.
+    """
+    figure = _figure(0.85 + 2 * 3.0 + 1.6, 3.0, left=0.85, right=1.6, wspace=0.08)
+    by_trials, by_cost = figure.subplots(1, 2, sharey=True)
+    for index, entry in enumerate(series):
+        mean, low, high = (np.asarray(entry[key], dtype=float) for key in ("mean", "low", "high"))
+        y_err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+        dodge = DODGE ** (index - (len(series) - 1) / 2)  # methods at the same k side by side, not on top
+        for ax, x_key in ((by_trials, "trials"), (by_cost, "cost")):
+            x = np.asarray(entry[x_key], dtype=float) * (dodge if x_key == "trials" else 1.0)
+            x_err = None
+            if x_key == "cost":
+                x_low, x_high = (np.asarray(entry[key], dtype=float) for key in ("cost_low", "cost_high"))
+                x_err = np.vstack([np.nan_to_num(x - x_low), np.nan_to_num(x_high - x)])
+            ax.errorbar(x, mean, yerr=y_err, xerr=x_err, color=entry["color"], label=entry["label"], marker="o",
+                        markersize=4, capsize=2, linewidth=1.2, elinewidth=0.8)  # fmt: skip
+    for ax in (by_trials, by_cost):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(PLAIN_NUMBERS)
+        ax.grid(True, which="both", alpha=0.25)
+    ks = sorted({int(k) for entry in series for k in entry["trials"]})
+    by_trials.xaxis.set_minor_locator(NullLocator())
+    by_trials.set_xticks(ks, [str(k) for k in ks])
+    by_trials.set_xlim(min(ks, default=1) / 1.3, max(ks, default=1) * 1.3)
+    by_trials.set_xlabel("configs tried (k)")
+    by_cost.set_xlabel(cost_label)
+    by_trials.set_ylim(bottom=min(by_trials.get_ylim()[0], -0.02))  # 0 in view: the grid's own regret
+    by_trials.set_ylabel("mean normalised regret")
+    handles, labels = by_trials.get_legend_handles_labels()
+    if handles:
+        by_cost.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return to_data_uri(figure)
 
 
@@ -110,7 +146,7 @@ def regret_curves_figure(curves: Sequence[dict], xlabel: str, log_x: bool = Fals
     ``curves``: one dict per strategy: ``label``, ``color``, ``x``, ``mean``, ``low``, ``high``
     (equal-length sequences; NaN bounds, e.g. from a single seed, draw no band there).
     """
-    figure = _figure(6.0, 3.2, right=1.6)  # the legend sits right of the axes
+    figure = _figure(6.3, 3.2, right=1.9)  # the legend sits right of the axes
     ax = figure.subplots()
     for curve in curves:
         x, low, high = (np.asarray(curve[key], dtype=float) for key in ("x", "low", "high"))
@@ -120,6 +156,7 @@ def regret_curves_figure(curves: Sequence[dict], xlabel: str, log_x: bool = Fals
             ax.fill_between(x, low, high, where=banded, color=curve["color"], alpha=0.15, linewidth=0)
     if log_x:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(PLAIN_NUMBERS)  # 1, 10, 100 rather than 10^0, 10^1, 10^2
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(*REGRET_LIMITS)

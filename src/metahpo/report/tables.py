@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 MISSING = "—"  # a value that does not apply or was not measured (NaN, None)
 
@@ -45,27 +45,24 @@ def fmt_int(value: Any) -> str:
 
 
 def fmt_number(value: Any) -> str:
-    """A value of unknown scale (meta-features, hyperparameters): 4 significant digits."""
+    """A value of unknown scale (meta-features, hyperparameters): 4 significant digits; text (a
+    categorical hyperparameter) as it is."""
     if is_missing(value):
         return MISSING
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str)):
         return str(value)
     number = float(value)
     return str(int(number)) if number.is_integer() and abs(number) < 1e9 else f"{number:.4g}"
 
 
-def fmt_config(config: Any) -> str:
-    """A config dict (or its JSON text) as compact, key-sorted ``k=v`` text."""
+def parse_config(config: Any) -> Optional[dict]:
+    """A config dict, or its JSON text; None for anything else (missing, or not an object)."""
     if isinstance(config, str):
         try:
             config = json.loads(config)
         except json.JSONDecodeError:
-            return config
-    if isinstance(config, dict):
-        return ", ".join(f"{key}={fmt_number(value)}" for key, value in sorted(config.items()))
-    if isinstance(config, (list, tuple)):
-        return " | ".join(fmt_config(item) for item in config)
-    return MISSING if is_missing(config) else str(config)
+            return None
+    return config if isinstance(config, dict) else None
 
 
 def fmt_scores(scores: Any) -> str:
@@ -107,3 +104,21 @@ class Table:
             numeric=frozenset(i for i, (_, numeric) in enumerate(columns) if numeric),
             caption=caption,
         )
+
+
+def config_table(lead: Sequence[tuple[str, bool]], rows: Sequence[tuple[list[str], Any]], caption: str = "") -> Table:
+    """A table whose last columns are configs' hyperparameters, one column each, so configs compare by eye.
+
+    ``lead``: the first columns, as ``Table.build`` takes them; ``rows``: (lead cells, config: a dict
+    or its JSON text). Hyperparameter columns are the sorted union of the configs' names; a config
+    without one shows ``MISSING`` there; a column is numeric when every value in it is a number.
+    """
+    configs = [parse_config(config) or {} for _, config in rows]
+    names = sorted({name for config in configs for name in config})
+    numeric = {
+        name: all(isinstance(c[name], (int, float)) and not isinstance(c[name], bool) for c in configs if name in c)
+        for name in names
+    }
+    body = [cells + [fmt_number(config[name]) if name in config else MISSING for name in names]
+            for (cells, _), config in zip(rows, configs)]  # fmt: skip
+    return Table.build(list(lead) + [(name, numeric[name]) for name in names], body, caption=caption)

@@ -10,7 +10,7 @@ from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import (
     MISSING,
     Table,
-    fmt_config,
+    config_table,
     fmt_int,
     fmt_metric,
     fmt_number,
@@ -36,28 +36,29 @@ def build(inputs: ReportInputs) -> dict:
         list(params.tasks), results.train_metrics, results.missing_stage("train_recommended")
     )
     columns = [
-        ("task", False), ("method", False), ("recommended config", False), ("state", False), ("metric", False),
+        ("task", False), ("method", False), ("state", False), ("metric", False),
         ("test", True), ("all test metrics", False), ("best val", True), ("threshold", True),
         ("epochs to threshold / run", True), ("seconds to threshold", True), ("total seconds", True),
         ("grid seconds", True), ("of grid seconds", True),
     ]  # fmt: skip
-    rows = []
+    rows, configs = [], []  # configs: (task, method), the config trained
     for task in params.tasks:
         metrics = trained.get(task)
         if metrics is None:
             recommended = recommendations.get(task, {})
-            known = [task, str(recommended.get("method", MISSING)), fmt_config(recommended.get("config"))]
+            known = [task, str(recommended.get("method", MISSING))]
+            configs.append((known + [_why(recommended)], recommended.get("config")))
             grid_columns = [fmt_seconds(grid_seconds.get(task)), MISSING]  # grid seconds, of grid seconds
             unknown = [MISSING] * (len(columns) - len(known) - 1 - len(grid_columns))
             rows.append(known + [NOT_AVAILABLE] + unknown + grid_columns)
             continue
         seconds = metrics.get("seconds")
         grid = grid_seconds.get(task)
+        configs.append(([task, str(metrics.get("method", MISSING)), _why(recommendations.get(task, {}))], metrics.get("config")))
         rows.append(
             [
                 task,
                 str(metrics.get("method", MISSING)),
-                fmt_config(metrics.get("config")),
                 str(metrics.get("state", MISSING)),
                 str(metrics.get("metric", MISSING)),
                 fmt_metric(metrics.get("test_metric")),
@@ -73,12 +74,16 @@ def build(inputs: ReportInputs) -> dict:
         )
     if rec_note and notes:
         notes.append(f"recommendations: {rec_note}")
-    for task in params.tasks:  # the safe rule says when it trained the default config instead of the surrogate's pick
-        recommended = recommendations.get(task, {})
-        if recommended.get("fallback"):
-            reason = recommended.get("reason") or "no reason recorded"
-            notes.append(f"{task}: the family's {recommended['fallback']} config ({reason})")
-    return {"notes": notes, "table": Table.build(columns, rows)}
+    configs_table = config_table([("task", False), ("method", False), ("why this config", False)], configs,
+                                 caption="the config each task trained")  # fmt: skip
+    return {"notes": notes, "table": Table.build(columns, rows), "configs": configs_table}
+
+
+def _why(recommended: dict) -> str:
+    """The safe rule's reason when it trained the family's default config instead of the surrogate's pick."""
+    if not recommended.get("fallback"):
+        return MISSING
+    return f"the family's {recommended['fallback']} config: {recommended.get('reason') or 'no reason recorded'}"
 
 
 def _grid_seconds(params: Params, results: ResultsTree) -> dict[str, float]:

@@ -7,12 +7,14 @@ with its interval, and the default's, the surrogate's and the safe rule's top-1 
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from metahpo.report import figures
 from metahpo.report.common import display_order, loto_means, metric_of, with_ci
 from metahpo.report.section import SECTIONS, ReportInputs, Section
-from metahpo.report.tables import MISSING, Table, fmt_config, fmt_int, fmt_metric, fmt_percent, fmt_seconds, is_missing
+from metahpo.report.tables import MISSING, Table, config_table, fmt_int, fmt_metric, fmt_percent, fmt_seconds, is_missing
 
 METHODS = ("surrogate", "nearest", "portfolio", "default", "safe")  # display order; others follow by name
 SAFE_COLUMNS = ("predicted", "lower", "upper", "fallback", "reason")  # older loto tables lack them
@@ -37,7 +39,7 @@ def build(inputs: ReportInputs) -> dict:
         if rows.empty:
             blocks.append({"task": task, "notes": [f"not available: {task} has no rows in meta/loto.parquet"]})
             continue
-        blocks.append({"task": task, "notes": [], "table": _loto_task_table(rows)})
+        blocks.append({"task": task, "notes": [], "table": _loto_task_table(rows), "configs": _configs_table(rows)})
     mean_regret, regret_half, mean_share = (
         means[column].unstack("k").reindex(index=methods, columns=ks)
         for column in ("regret", "regret_half", "seconds_share")
@@ -58,13 +60,25 @@ def build(inputs: ReportInputs) -> dict:
         safe_table, safe_note = _safe_table(loto, tasks)
         summaries.append(safe_table)
         notes.append(safe_note)
-    figure = figures.grouped_bar_figure(
-        [f"k={k}" for k in ks],
-        {m: [float(v) for v in mean_regret.loc[m]] for m in methods},
-        xlabel="configs tried (k)",
-        ylabel="mean regret",
-    )
+    figure = figures.tradeoff_figure(_tradeoff_series(means, methods), "share of the grid's seconds")
     return {"notes": notes, "tasks": blocks, "summaries": summaries, "figure": figure}
+
+
+def _tradeoff_series(means: pd.DataFrame, methods: list[str]) -> list[dict]:
+    """Per method, its (k, seconds share, mean regret) points with their 95% intervals over the tasks."""
+    series = []
+    for index, method in enumerate(methods):
+        rows = means.loc[method].sort_index()
+        share, share_half = rows["seconds_share"], rows["seconds_share_half"]
+        series.append(
+            {
+                "label": method, "color": f"C{index % 10}", "trials": list(rows.index),
+                "cost": share, "cost_low": share - share_half, "cost_high": share + share_half,
+                "mean": rows["regret"], "low": rows["regret"] - rows["regret_half"],
+                "high": rows["regret"] + rows["regret_half"],
+            }
+        )  # fmt: skip
+    return series
 
 
 def _loto_task_table(rows: pd.DataFrame) -> Table:
@@ -73,7 +87,7 @@ def _loto_task_table(rows: pd.DataFrame) -> Table:
     body = [
         [
             str(r.method), fmt_int(r.k), fmt_metric(r.regret), fmt_metric(r.val_metric), fmt_metric(r.test_metric),
-            fmt_int(r.runs), fmt_seconds(r.seconds), fmt_percent(r.seconds_share), fmt_config(r.configs),
+            fmt_int(r.runs), fmt_seconds(r.seconds), fmt_percent(r.seconds_share),
             MISSING if is_missing(r.note) or not str(r.note) else str(r.note),
         ]
         for _, r in rows.iterrows()
@@ -81,14 +95,29 @@ def _loto_task_table(rows: pd.DataFrame) -> Table:
     grid_best = [
         "grid (best)", fmt_int(first.grid_runs), fmt_metric(0.0), fmt_metric(first.grid_best_val_metric),
         fmt_metric(first.grid_best_test_metric), fmt_int(first.grid_runs), fmt_seconds(first.grid_seconds),
-        fmt_percent(1.0), "every grid config", MISSING,
+        fmt_percent(1.0), MISSING,
     ]  # fmt: skip
     columns = [
         ("method", False), ("k", True), ("regret", True), (f"val {metric}", True), (f"test {metric}", True),
-        ("runs", True), ("seconds", True), ("of grid seconds", True), ("configs", False), ("note", False),
+        ("runs", True), ("seconds", True), ("of grid seconds", True), ("note", False),
     ]  # fmt: skip
     caption = f"grid: {fmt_int(first.grid_runs)} runs, {fmt_seconds(first.grid_seconds)} s"
     return Table.build(columns, body + [grid_best], caption=caption)
+
+
+def _configs_table(rows: pd.DataFrame) -> Table:
+    """Each method's configs in its order, a column per hyperparameter: k tries the first k of them.
+
+    The largest k's row lists them all (a smaller k's is its prefix), so each config is shown once.
+    """
+    body = []
+    for _, r in rows.groupby("method", sort=False).tail(1).iterrows():  # rows are sorted by method, then k
+        try:
+            configs = json.loads(r.configs) if isinstance(r.configs, str) else list(r.configs)
+        except (json.JSONDecodeError, TypeError):
+            configs = []
+        body += [([str(r.method), str(rank)], config) for rank, config in enumerate(configs, start=1)]
+    return config_table([("method", False), ("rank", True)], body, caption="configs in each method's order")
 
 
 def _top1_test_table(loto: pd.DataFrame, methods: list[str], tasks: list[str]) -> Table:

@@ -16,7 +16,7 @@ from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import (
     MISSING,
     Table,
-    fmt_config,
+    config_table,
     fmt_fixed,
     fmt_int,
     fmt_metric,
@@ -87,7 +87,9 @@ def _regret_figures(rows: pd.DataFrame) -> dict:
     order = display_order(rows["strategy"], STRATEGIES)
     on_grid, grid, log_cost = _regret_on_cost_grid(rows)
     return {
-        "trials_figure": figures.regret_curves_figure(_regret_curves(regret_summary.mean_regret(rows), order), "trial"),
+        "trials_figure": figures.regret_curves_figure(
+            _regret_curves(regret_summary.mean_regret(rows), order), "trial", log_x=True  # the first trials matter most
+        ),
         "cost_figure": figures.regret_curves_figure(
             _regret_curves(regret_summary.mean_regret(on_grid), order, grid), "cumulative seconds", log_x=log_cost
         ),
@@ -235,7 +237,7 @@ def _tune_block(frame: pd.DataFrame, metric: str) -> dict:
     """Per strategy: the best-so-far curves, and its best trial: the first whose val metric is the
     final best so far (the stage counts full evaluations only there, never a partial one)."""
     order = display_order(frame["strategy"], STRATEGIES)
-    runs, rows, notes = [], [], []
+    runs, rows, notes = [], [], []  # rows: (cells, the best trial's config)
     for strategy in order:
         run = frame[frame["strategy"] == strategy].sort_values("trial")
         runs.append(
@@ -251,31 +253,22 @@ def _tune_block(frame: pd.DataFrame, metric: str) -> dict:
         best_so_far = run["best_val_metric"].max()
         best_rows = finished[np.isclose(finished["val_metric"], best_so_far)] if not is_missing(best_so_far) else []
         best = best_rows.iloc[0] if len(best_rows) else None
-        rows.append(
-            [
-                strategy,
-                fmt_int(len(run)),
-                fmt_int(len(finished)),
-                *(
-                    (MISSING,) * 5
-                    if best is None
-                    else (
-                        fmt_metric(best.val_metric), fmt_metric(best.test_metric), fmt_config(best.config),
-                        fmt_int(best.trial), fmt_seconds(best.cumulative_seconds),
-                    )
-                ),  # fmt: skip
-                fmt_seconds(run["cumulative_seconds"].max()),
-            ]
-        )
+        cells = [strategy, fmt_int(len(run)), fmt_int(len(finished))]
+        if best is None:
+            cells += [MISSING] * 4
+        else:
+            cells += [fmt_metric(best.val_metric), fmt_metric(best.test_metric), fmt_int(best.trial),
+                      fmt_seconds(best.cumulative_seconds)]  # fmt: skip
+        rows.append((cells + [fmt_seconds(run["cumulative_seconds"].max())], None if best is None else best.config))
         notes += [f"{strategy}: {note}" for note in dict.fromkeys(run["note"].dropna().astype(str)) if note]
     columns = [
         ("strategy", False), ("trials", True), ("ok", True), (f"best val {metric}", True),
-        (f"test {metric} of the best", True), ("best config", False), ("found at trial", True),
-        ("seconds to the best", True), ("total seconds", True),
+        (f"test {metric} of the best", True), ("found at trial", True), ("seconds to the best", True),
+        ("total seconds", True),
     ]  # fmt: skip
     return {
         "notes": notes,
-        "table": Table.build(columns, rows),
+        "table": config_table(columns, rows, caption="each strategy's best trial; its config's hyperparameters last"),
         "figure": figures.best_so_far_figure(runs, ylabel=f"best val {metric} so far"),
     }
 
