@@ -18,8 +18,10 @@ Conventions, shared by every function here:
 - A median's 95% interval (``median_interval``) is the distribution-free order-statistic one
   (``scipy.stats.quantile_test``): the sorted runs' x_(l) and x_(u), l and u from the Binomial(n, 1/2)
   quantiles, coverage >= 95% whatever the distribution. Unreached runs sort last, so an upper bound
-  that lands on one is inf (the interval reaches past what the runs saw). Under ``MIN_INTERVAL_RUNS``
-  (6) runs there is none (NaN, NaN): even [min, max] covers only 1 - 2^(1-n) < 95% of the time.
+  that lands on one is inf (the interval reaches past what the runs saw). Under 6 runs there is
+  none (NaN, NaN): even [min, max] covers the median only 1 - 2^(1-n) < 95% of the time. The runs
+  are taken as independent draws; the seeds of one task are alike, so the interval is a little narrow
+  where seeds barely change a run (a strategy whose seed only breaks ties).
 - Seconds to target within a budget (``cost_to_target``): the same first hit, but a run reaches the
   target only if its cumulative cost is then within its task's budget in seconds; an unreached run is
   censored at that budget: +inf for the median (exact whenever at least half the runs reach it, as
@@ -42,7 +44,6 @@ from metahpo.hpo.metadataset import MetaDataset, pool_regret, regret_scale
 RUN = ["strategy", "task", "seed"]
 CHECKPOINTS = (1, 5, 10, 25, 50)
 TARGETS = (0.05, 0.01)
-MIN_INTERVAL_RUNS = 6  # the fewest runs whose [min, max] covers the median >= 95% of the time
 
 
 def complete_runs(regret: pd.DataFrame, trials: int | None = None) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def median_interval(values, confidence: float = 0.95) -> tuple[float, float]:
 
     The order statistics x_(l), x_(u) of the sorted values with l, u from the Binomial(n, 1/2)
     quantiles (``scipy.stats.quantile_test``), so that the coverage is at least ``confidence``;
-    (NaN, NaN) when there are too few values for that (under ``MIN_INTERVAL_RUNS`` at 95%).
+    (NaN, NaN) when there are too few values for that (under 6 at 95%).
     """
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
@@ -196,8 +197,8 @@ def cost_to_target(
 
 
 def markdown_cost_to_target(table: pd.DataFrame, order=None) -> str:
-    """``cost_to_target`` as Markdown: a row per strategy; per target median s [95% interval], mean s, mean share of the
-    budget, their ratios to the reference ("-" where its median is inf), reached / runs."""
+    """``cost_to_target`` as Markdown: a row per strategy; per target median s [95% interval], mean s, mean
+    share of the budget, their ratios to the reference ("-" where its median is inf), reached / runs."""
     targets = sorted(table["target"].unique(), reverse=True)
     names = list(order) if order is not None else sorted(table["strategy"].unique())
     header = ["strategy"]
@@ -271,7 +272,7 @@ def summarize(regret: pd.DataFrame, checkpoints=CHECKPOINTS, targets=TARGETS) ->
 
 
 def summary_targets(columns) -> list[str]:
-    """The targets t of a ``summarize`` table's ``trials_to_<t>`` columns (not their ``_low`` / ``_high``), as written."""
+    """The targets t of a ``summarize`` table's ``trials_to_<t>`` columns (not ``_low`` / ``_high``), as written."""
     return [match.group(1) for match in map(re.compile(r"trials_to_([^_]+)").fullmatch, columns) if match]
 
 
@@ -285,13 +286,12 @@ def format_summary(summary: pd.DataFrame) -> str:
         half = (summary[f"regret@{k}_high"] - summary[f"regret@{k}_low"]) / 2
         table[f"regret@{k}"] = [_with_interval(m, h) for m, h in zip(summary[f"regret@{k}"], half)]
     table["rank@last"] = summary["rank@last"].map(lambda r: f"{r:.2f}")
+    missing = pd.Series(math.nan, summary.index)  # a summary written without the intervals
     for t in targets:
         for name in ("trials", "cost"):
-            missing = pd.Series(math.nan, summary.index)  # a summary written without the intervals
+            medians = summary[f"{name}_to_{t}"]
             lows, highs = (summary.get(f"{name}_to_{t}_{end}", missing) for end in ("low", "high"))
-            table[f"{name}<={t}"] = [
-                _median_text(median, low, high, _number) for median, low, high in zip(summary[f"{name}_to_{t}"], lows, highs)
-            ]
+            table[f"{name}<={t}"] = [_median_text(*bounds, _number) for bounds in zip(medians, lows, highs)]
         table[f"trials<={t}"] += [f" ({f:.0%})" for f in summary[f"reached_{t}"]]
     return table.to_string(index=False)
 
@@ -314,7 +314,7 @@ def _with_interval(mean: float, half: float) -> str:
 
 def _median_text(median: float, low, high, fmt) -> str:
     """"median [low, high]", "[low, inf)" when the upper bound is an unreached run; the median alone without an
-    interval (too few runs). The report's cells: ``metahpo.report.common.median_with_interval``."""
+    interval (too few runs). The report's cells: ``metahpo.report.common.median_cell``."""
     if low is None or not math.isfinite(float(low)):  # none, or the whole interval past the runs (median inf too)
         return fmt(median)
     upper = f"{fmt(high)}]" if high is not None and math.isfinite(float(high)) else "inf)"

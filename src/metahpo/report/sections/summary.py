@@ -102,8 +102,10 @@ def _transfer(inputs: ReportInputs) -> list[dict]:
         figure = _time_to(records[strategy], "trials")
         targets = " / ".join(f"≤{target:g}" for target in TARGETS)
         sentence = f"{strategy} replayed on the {family} tasks reaches regret {targets} in a median {figure} trials"
-        sentence += _against(records, "trials") + f" and {_time_to(records[strategy], 'cost')} seconds"
-        sentence += _against(records, "cost") + ", medians over task × seed runs [95% interval]"
+        sentence += _against(records, "trials") + f", and {_time_to(records[strategy], 'cost')} seconds"
+        sentence += _against(records, "cost") + "; medians over task × seed runs [95% interval]"
+        if not any(b in records for b in BASELINES):
+            sentence += f" ({' and '.join(BASELINES)} not in the benchmark)"
         k = _checkpoint(records[strategy], inputs.params.tune.trials)
         if k is not None:
             sentence += f"; mean regret at trial {k}: {_regret_at(records[strategy], k)}" + "".join(
@@ -121,9 +123,10 @@ def _time_to(record: dict, what: str) -> str:
 
 
 def _against(records: dict, what: str) -> str:
-    """The baselines' ``_time_to``, in parentheses; or that they are not in the benchmark."""
+    """" against random ... and tpe ...": the baselines' ``_time_to`` (not in parentheses: an interval
+    can end in ")"); empty when none is in the benchmark."""
     against = [f"{b} {_time_to(records[b], what)}" for b in BASELINES if b in records]
-    return f" ({', '.join(against)})" if against else f" ({' and '.join(BASELINES)} not in the benchmark)"
+    return f" against {' and '.join(against)}" if against else ""
 
 
 def _checkpoint(record: dict, trials: int) -> Optional[int]:
