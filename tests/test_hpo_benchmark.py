@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from scipy import stats
 from test_meta import run_fit, write_synthetic  # the fitted-meta-model fixture data of test_meta
 
 from metahpo.cli import main
@@ -69,7 +70,9 @@ def test_average_rank_averages_ties(hand_worked):
 
 def test_trials_and_cost_to_target(hand_worked):
     reach = regret_summary.time_to_target_summary(hand_worked).set_index(["strategy", "target"])
-    assert reach.loc[("A", 0.05)].tolist() == [3.0, 6.0, 0.75]  # runs: 3, 2, never, 3
+    columns = ["median_trials", "median_cost", "fraction_reached"]
+    assert reach.loc[("A", 0.05), columns].tolist() == [3.0, 6.0, 0.75]  # runs: 3, 2, never, 3
+    assert reach.filter(like="_low").isna().all().all()  # 4 runs: too few for a 95% interval of the median
     assert reach.loc[("B", 0.05), "median_trials"] == math.inf  # runs: never, 3, 1, never
     assert reach.loc[("B", 0.05), "fraction_reached"] == 0.5
     assert reach.loc[("B", 0.01), "fraction_reached"] == 0.5  # 0.01 <= 0.01 counts
@@ -78,6 +81,54 @@ def test_trials_and_cost_to_target(hand_worked):
     assert summary.loc["A", "rank@last"] == 1.5
     text = regret_summary.format_summary(summary.reset_index())
     assert "0.850 ±0.635" in text and "3 (75%)" in text and "inf (50%)" in text
+
+
+@pytest.mark.parametrize(("n", "draw", "median"), [(20, "exponential", math.log(2)), (51, "lognormal", 1.0)])
+def test_median_interval_covers_the_true_median_95_percent_of_the_time(n, draw, median):
+    rng = np.random.default_rng(n)
+    samples = getattr(rng, draw)(size=(600, n))
+    covered = [low <= median <= high for low, high in map(regret_summary.median_interval, samples)]
+    # the order-statistic interval [x_(l), x_(u)] covers with probability P(l <= Binomial(n, 1/2) < u): 0.959
+    # at n = 20 (l = 6, u = 15), 0.951 at n = 51 (l = 19, u = 33); [min, max] would cover ~100%
+    low, high = regret_summary.median_interval(np.arange(1.0, n + 1))
+    exact = stats.binom(n, 0.5).cdf(high - 1) - stats.binom(n, 0.5).cdf(low - 1)
+    assert exact >= 0.95 and (low, high) == {20: (6, 15), 51: (19, 33)}[n]
+    assert abs(np.mean(covered) - exact) < 4 * math.sqrt(exact * (1 - exact) / len(samples))
+
+
+def test_median_interval_of_censored_runs_and_of_too_few_runs():
+    # 7 runs reached the target at 1..7 trials, 3 never did: the 95% interval is [x_(2), x_(9)] = [2, inf)
+    runs = np.array([4, 1, math.inf, 7, 2, math.inf, 3, 6, 5, math.inf])
+    assert regret_summary.median_interval(runs) == (2.0, math.inf)
+    assert regret_summary.median_interval(np.full(10, math.inf)) == (math.inf, math.inf)
+    assert regret_summary.median_interval(np.arange(6.0)) == (0.0, 5.0)  # 6 runs: [min, max] covers 96.9%
+    assert all(map(math.isnan, regret_summary.median_interval(np.arange(5.0))))  # [min, max] covers 93.8%: none
+    assert all(map(math.isnan, regret_summary.median_interval([])))
+
+
+def test_summary_gives_each_median_time_to_target_its_interval():
+    # strategy C: 10 runs (5 tasks x 2 seeds) reach regret 0.05 at trial 1..7 or never (trial cost 3 s)
+    firsts = [4, 1, None, 7, 2, None, 3, 6, 5, None]
+    rows = [
+        ("C", f"t{run // 2}", run % 2, trial, 0.0 if first is not None and trial >= first else 0.5, 3.0 * trial)
+        for run, first in enumerate(firsts)
+        for trial in range(1, 9)
+    ]  # fmt: skip
+    regret = pd.DataFrame(rows, columns=["strategy", "task", "seed", "trial", "regret", "cost"])
+    summary = regret_summary.summarize(regret, targets=[0.05])
+    assert summary.filter(like="_to_").iloc[0].to_dict() == {
+        "trials_to_0.05": 5.5, "trials_to_0.05_low": 2.0, "trials_to_0.05_high": math.inf,
+        "cost_to_0.05": 16.5, "cost_to_0.05_low": 6.0, "cost_to_0.05_high": math.inf,
+    }  # fmt: skip
+    assert "5.5 [2, inf) (70%)" in regret_summary.format_summary(summary)
+    assert "16.5 [6, inf)" in regret_summary.format_summary(summary)
+    # the text table of a summary written without the intervals shows the medians alone
+    older = regret_summary.format_summary(summary.drop(columns=summary.filter(regex="_to_.*_(low|high)$").columns))
+    assert "5.5 (70%)" in older and "[" not in older
+    budgets = {f"t{task}": 1000.0 for task in range(5)}
+    seconds = regret_summary.cost_to_target(regret, budgets, [0.05], reference=None).iloc[0]
+    assert seconds[["median_s", "median_s_low", "median_s_high"]].tolist() == [16.5, 6.0, math.inf]
+    assert "| C | 16 [6, inf) |" in regret_summary.markdown_cost_to_target(seconds.to_frame().T)
 
 
 def test_seconds_to_target_within_a_budget_censors_the_unreached(hand_worked):

@@ -812,12 +812,82 @@ def test_summary_reads_the_tuned_strategy_from_the_benchmark_table(tmp_path):
     transfer, random = _table_row(family, "transfer_bo"), _table_row(family, "random")
     # columns: regret@1, rank@last, then trials / seconds / share reaching for each target
     assert link == "strategies-mlp" and figure == f"{transfer[2]} / {transfer[5]}" == "3.5 / 4"
-    assert f"reaches regret ≤0.05 / ≤0.01 in a median {figure} trials (random {random[2]} / {random[5]})" in sentence
+    assert f"≤0.05 / ≤0.01 in a median {figure} trials against random {random[2]} / {random[5]}," in sentence
+    assert f"and {transfer[3]} / {transfer[6]} seconds against random {random[3]} / {random[6]};" in sentence
     assert f"mean regret at trial 1: {transfer[0]}, random {random[0]}" in sentence
     # cnn's family note, as its block says it; and another tune.strategy not benchmarked is a "not run" line
     assert summary_row(html, "Transfer HPO (cnn)")[1] == f"not run: {SINGLE_TASK_NOTE}"
     assert summary_row(_build(tmp_path / "default", with_strategies=True), "Transfer HPO (mlp)")[1] == (
         "not run: weighted_portfolio (tune.strategy) is not in the benchmark results"
+    )
+
+
+# 10 runs per strategy (5 seeds x 2 tasks): enough for a 95% interval of a median, [x_(2), x_(9)] of the
+# sorted runs; per run, the trial at which regret first reaches 0.03 and then 0 (None: never), 10 s a trial
+INTERVAL_RUNS = {
+    "transfer_bo": [(first, first + 1) for first in (1, 2, 2, 3, 3, 3, 4, 4, 5, 6)],
+    "random": [(first, first) for first in (2, 3, 4, 5, 5, 6)] + [(None, None)] * 4,
+}
+
+
+def _interval_regret_frame() -> pd.DataFrame:
+    tasks = list(TRIAL_SECONDS)
+    rows = [
+        {
+            "family": "mlp", "strategy": strategy, "task": tasks[run % 2], "seed": run // 2, "trial": trial,
+            "regret": 0.0 if zero and trial >= zero else 0.03 if near and trial >= near else 0.5,
+            "cost": 10.0 * trial, "index": trial - 1, "epochs": None,
+        }
+        for strategy, runs in INTERVAL_RUNS.items()
+        for run, (near, zero) in enumerate(runs)
+        for trial in range(1, 9)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("layout", ["records", "wrapped", "older"])
+def test_benchmark_medians_show_their_interval_in_the_table_and_the_summary(tmp_path, layout):
+    """Median trials and seconds to each target with their 95% interval, "∞)" past the runs that never got
+    there, alike whether summary.json writes inf as Infinity or null; a summary.json written before the
+    intervals shows the medians alone. The summary's figure and sentence are the table's cells."""
+    regret = _interval_regret_frame()
+    records = summarize(regret).to_dict("records")
+    if layout == "older":
+        records = [{key: value for key, value in record.items() if not re.search(r"_to_.*_(low|high)$", key)}
+                   for record in records]  # fmt: skip
+
+    def write(results: Path) -> None:
+        _write_results(results)
+        _write_strategy_results(results)
+        write_parquet(results / "benchmark" / "regret.parquet", regret)
+        if layout == "wrapped":
+            nulls = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
+                     for r in records]  # fmt: skip
+            summary = {"strategies": list(INTERVAL_RUNS), "trials": 8, "seeds": 5,
+                       "families": {"mlp": {"tasks": list(TRIAL_SECONDS), "summary": nulls}}}  # fmt: skip
+        else:
+            summary = {"mlp": {"records": records, "note": None, "resolution": RESOLUTION}}
+        write_json(results / "benchmark" / "summary.json", summary)
+
+    raw = {**RAW_PARAMS, "tune": {"strategy": "transfer_bo", "baseline": "random", "trials": 3}}
+    html = page(tmp_path, raw, write)
+    family = _section(html, "strategies").split('id="strategies-mlp"', 1)[1].split("<h3", 1)[0]
+    # columns: regret@1, regret@5, rank@last, then trials / seconds / share reaching for each target
+    transfer, random = _table_row(family, "transfer_bo")[3:], _table_row(family, "random")[3:]
+    if layout == "older":
+        assert transfer == ["3", "30.0", "100.0%", "4", "40.0", "100.0%"]
+        assert random == ["5.5", "55.0", "60.0%", "5.5", "55.0", "60.0%"]
+    else:
+        # transfer_bo: trials 1, 2, 2, 3, 3, 3, 4, 4, 5, 6 to 0.05 (median 3, x_(2) = 2, x_(9) = 5), one more to 0.01
+        assert transfer == ["3 [2, 5]", "30.0 [20.0, 50.0]", "100.0%", "4 [3, 6]", "40.0 [30.0, 60.0]", "100.0%"]
+        # random: 2, 3, 4, 5, 5, 6 and four runs that never get there: x_(9) is one of them
+        assert random == ["5.5 [3, ∞)", "55.0 [30.0, ∞)", "60.0%", "5.5 [3, ∞)", "55.0 [30.0, ∞)", "60.0%"]
+        assert "95% distribution-free interval" in family
+    figure, sentence, _ = summary_row(html, "Transfer HPO (mlp)")
+    assert figure == f"{transfer[0]} / {transfer[3]}"
+    assert (
+        f"in a median {figure} trials against random {random[0]} / {random[3]}, and {transfer[1]} / {transfer[4]} "
+        f"seconds against random {random[1]} / {random[4]}; medians over task × seed runs [95% interval]" in sentence
     )
 
 

@@ -15,6 +15,13 @@ Conventions, shared by every function here:
 - Trials (and cumulative cost) to reach regret <= target: the first trial at or under the target,
   per run; a run that never gets there counts as +inf, so the median over (task, seed) is inf when
   fewer than half of the runs reach the target; the fraction of runs that reach it is reported too.
+- A median's 95% interval (``median_interval``) is the distribution-free order-statistic one
+  (``scipy.stats.quantile_test``): the sorted runs' x_(l) and x_(u), l and u from the Binomial(n, 1/2)
+  quantiles, coverage >= 95% whatever the distribution. Unreached runs sort last, so an upper bound
+  that lands on one is inf (the interval reaches past what the runs saw). Under 6 runs there is
+  none (NaN, NaN): even [min, max] covers the median only 1 - 2^(1-n) < 95% of the time. The runs
+  are taken as independent draws; the seeds of one task are alike, so the interval is a little narrow
+  where seeds barely change a run (a strategy whose seed only breaks ties).
 - Seconds to target within a budget (``cost_to_target``): the same first hit, but a run reaches the
   target only if its cumulative cost is then within its task's budget in seconds; an unreached run is
   censored at that budget: +inf for the median (exact whenever at least half the runs reach it, as
@@ -25,6 +32,7 @@ Conventions, shared by every function here:
 from __future__ import annotations
 
 import math
+import re
 from typing import Mapping, Optional
 
 import numpy as np
@@ -94,6 +102,26 @@ def average_rank(regret: pd.DataFrame) -> pd.DataFrame:
     return completed.groupby(["strategy", "trial"], as_index=False)["rank"].mean()
 
 
+def median_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high): the distribution-free ``confidence`` interval of the median of ``values`` (inf allowed).
+
+    The order statistics x_(l), x_(u) of the sorted values with l, u from the Binomial(n, 1/2)
+    quantiles (``scipy.stats.quantile_test``), so that the coverage is at least ``confidence``;
+    (NaN, NaN) when there are too few values for that (under 6 at 95%).
+    """
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan
+    interval = stats.quantile_test(values, q=0, p=0.5).confidence_interval(confidence)
+    return float(interval.low), float(interval.high)
+
+
+def _median_bounds(grouped: pd.core.groupby.SeriesGroupBy) -> pd.DataFrame:
+    """Per group: ``low`` and ``high`` of the median's 95% interval (``median_interval``)."""
+    bounds = grouped.agg(lambda values: median_interval(values))
+    return pd.DataFrame(bounds.tolist(), index=bounds.index, columns=["low", "high"])
+
+
 def time_to_target(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
     """Per run and target: the first trial with regret <= target and the cost so far (inf if never)."""
     rows = []
@@ -112,11 +140,17 @@ def time_to_target(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
 
 
 def time_to_target_summary(regret: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
-    """(strategy, target, median_trials, median_cost, fraction_reached) over (task, seed)."""
+    """(strategy, target, median_trials, median_cost, fraction_reached) over (task, seed), and the medians'
+    95% intervals: ``median_trials_low`` / ``_high``, ``median_cost_low`` / ``_high`` (``median_interval``)."""
     per_run = time_to_target(regret, targets)
-    return per_run.groupby(["strategy", "target"], as_index=False).agg(
+    grouped = per_run.groupby(["strategy", "target"])
+    table = grouped.agg(
         median_trials=("trials", "median"), median_cost=("cost", "median"), fraction_reached=("reached", "mean")
     )
+    for column in ("trials", "cost"):
+        bounds = _median_bounds(grouped[column])
+        table[f"median_{column}_low"], table[f"median_{column}_high"] = bounds["low"], bounds["high"]
+    return table.reset_index()
 
 
 def cost_to_target(
@@ -126,7 +160,9 @@ def cost_to_target(
 
     ``budgets``: task -> seconds. Columns: ``runs``, ``reached`` (runs at the target within the
     budget), ``out_of_trials`` (unreached runs whose trials ended below the budget: censored early),
-    ``median_s`` (inf when fewer than half reach it), ``mean_s`` (unreached counted at the budget),
+    ``median_s`` (inf when fewer than half reach it) and its 95% interval ``median_s_low`` /
+    ``median_s_high`` (``median_interval``: the high end inf when it is a censored run),
+    ``mean_s`` (unreached counted at the budget),
     ``mean_share`` (the mean of seconds / budget, unreached 1: scale-free, where ``mean_s`` is led
     by the tasks with the dearest evaluations), and, with a ``reference`` strategy in the table,
     ``median_ratio`` / ``mean_ratio`` / ``share_ratio`` to its figures.
@@ -146,6 +182,9 @@ def cost_to_target(
         runs=("reached", "size"), reached=("reached", "sum"), out_of_trials=("short", "sum"),
         median_s=("seconds", "median"), mean_s=("restricted", "mean"), mean_share=("share", "mean"),
     )  # fmt: skip
+    bounds = _median_bounds(per_run.groupby(["strategy", "target"])["seconds"]).reset_index(drop=True)
+    table.insert(table.columns.get_loc("median_s") + 1, "median_s_low", bounds["low"])
+    table.insert(table.columns.get_loc("median_s") + 2, "median_s_high", bounds["high"])
     if reference is not None and reference in set(table["strategy"]):
         base = table[table["strategy"] == reference].set_index("target")
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -158,8 +197,8 @@ def cost_to_target(
 
 
 def markdown_cost_to_target(table: pd.DataFrame, order=None) -> str:
-    """``cost_to_target`` as Markdown: a row per strategy; per target median s, mean s, mean share of the
-    budget, their ratios to the reference ("-" where its median is inf), reached / runs."""
+    """``cost_to_target`` as Markdown: a row per strategy; per target median s [95% interval], mean s, mean
+    share of the budget, their ratios to the reference ("-" where its median is inf), reached / runs."""
     targets = sorted(table["target"].unique(), reverse=True)
     names = list(order) if order is not None else sorted(table["strategy"].unique())
     header = ["strategy"]
@@ -173,7 +212,8 @@ def markdown_cost_to_target(table: pd.DataFrame, order=None) -> str:
             row = rows.loc[(name, t)]
             ratio = [_seconds(row.get(f"{c}_ratio", math.nan), ".2f") for c in ("median", "mean", "share")]
             short = f" ({int(row['out_of_trials'])} short)" if row["out_of_trials"] else ""
-            cells += [_seconds(row["median_s"]), _seconds(row["mean_s"]), f"{row['mean_share']:.3f}", " / ".join(ratio),
+            median = _median_text(row["median_s"], row.get("median_s_low"), row.get("median_s_high"), _seconds)
+            cells += [median, _seconds(row["mean_s"]), f"{row['mean_share']:.3f}", " / ".join(ratio),
                       f"{int(row['reached'])}/{int(row['runs'])}{short}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -207,7 +247,8 @@ def summarize(regret: pd.DataFrame, checkpoints=CHECKPOINTS, targets=TARGETS) ->
     """One row per strategy: regret@k (+ interval), average rank at the last trial, time to each target.
 
     Columns: ``regret@k``, ``regret@k_low``, ``regret@k_high`` for each checkpoint the table reaches;
-    ``rank@last``; ``trials_to_<t>``, ``cost_to_<t>``, ``reached_<t>`` for each target t.
+    ``rank@last``; ``trials_to_<t>``, ``cost_to_<t>`` (medians over task x seed) each followed by its
+    95% interval's ``_low`` and ``_high`` (``median_interval``), and ``reached_<t>``, for each target t.
     """
     last_trial = int(regret["trial"].max())
     summary = pd.DataFrame({"strategy": sorted(regret["strategy"].unique())}).set_index("strategy")
@@ -222,26 +263,36 @@ def summarize(regret: pd.DataFrame, checkpoints=CHECKPOINTS, targets=TARGETS) ->
     reach = time_to_target_summary(regret, targets)
     for target in targets:
         rows = reach[reach["target"] == target].set_index("strategy")
-        summary[f"trials_to_{target:g}"] = rows["median_trials"]
-        summary[f"cost_to_{target:g}"] = rows["median_cost"]
+        for name, column in (("trials", "median_trials"), ("cost", "median_cost")):
+            summary[f"{name}_to_{target:g}"] = rows[column]
+            summary[f"{name}_to_{target:g}_low"] = rows[f"{column}_low"]
+            summary[f"{name}_to_{target:g}_high"] = rows[f"{column}_high"]
         summary[f"reached_{target:g}"] = rows["fraction_reached"]
     return summary.reset_index()
 
 
+def summary_targets(columns) -> list[str]:
+    """The targets t of a ``summarize`` table's ``trials_to_<t>`` columns (not ``_low`` / ``_high``), as written."""
+    return [match.group(1) for match in map(re.compile(r"trials_to_([^_]+)").fullmatch, columns) if match]
+
+
 def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as a fixed-width text table: regret@k as "mean ±half-interval", targets as "median (reached%)"."""
+    """The summary as a fixed-width text table: regret@k as "mean ±half-interval", targets as
+    "median [95% interval] (reached%)" (the median alone where the summary has no interval)."""
     checkpoints = [c[len("regret@"):] for c in summary.columns if c.startswith("regret@") and c[7:].isdigit()]
-    targets = [c[len("trials_to_"):] for c in summary.columns if c.startswith("trials_to_")]
+    targets = summary_targets(summary.columns)
     table = pd.DataFrame({"strategy": summary["strategy"]})
     for k in checkpoints:
         half = (summary[f"regret@{k}_high"] - summary[f"regret@{k}_low"]) / 2
         table[f"regret@{k}"] = [_with_interval(m, h) for m, h in zip(summary[f"regret@{k}"], half)]
     table["rank@last"] = summary["rank@last"].map(lambda r: f"{r:.2f}")
+    missing = pd.Series(math.nan, summary.index)  # a summary written without the intervals
     for t in targets:
-        table[f"trials<={t}"] = [
-            f"{_number(n)} ({f:.0%})" for n, f in zip(summary[f"trials_to_{t}"], summary[f"reached_{t}"])
-        ]
-        table[f"cost<={t}"] = summary[f"cost_to_{t}"].map(_number)
+        for name in ("trials", "cost"):
+            medians = summary[f"{name}_to_{t}"]
+            lows, highs = (summary.get(f"{name}_to_{t}_{end}", missing) for end in ("low", "high"))
+            table[f"{name}<={t}"] = [_median_text(*bounds, _number) for bounds in zip(medians, lows, highs)]
+        table[f"trials<={t}"] += [f" ({f:.0%})" for f in summary[f"reached_{t}"]]
     return table.to_string(index=False)
 
 
@@ -259,6 +310,15 @@ def markdown_regret_at(at: pd.DataFrame, order=None) -> str:
 
 def _with_interval(mean: float, half: float) -> str:
     return f"{mean:.3f}" if not math.isfinite(half) else f"{mean:.3f} ±{half:.3f}"
+
+
+def _median_text(median: float, low, high, fmt) -> str:
+    """"median [low, high]", "[low, inf)" when the upper bound is an unreached run; the median alone without an
+    interval (too few runs). The report's cells: ``metahpo.report.common.median_cell``."""
+    if low is None or not math.isfinite(float(low)):  # none, or the whole interval past the runs (median inf too)
+        return fmt(median)
+    upper = f"{fmt(high)}]" if high is not None and math.isfinite(float(high)) else "inf)"
+    return f"{fmt(median)} [{fmt(low)}, {upper}"
 
 
 def _number(value: float) -> str:

@@ -8,7 +8,7 @@ that the capability sections use too, so a headline and the table it comes from 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 
@@ -96,6 +96,20 @@ def with_bounds(mean: Any, low: Any, high: Any) -> str:
 def fmt_median(value: Any, fmt) -> str:
     """A median over runs, half or more of which never reached the target, is infinite (null in JSON)."""
     return "not reached" if is_missing(value) or math.isinf(float(value)) else fmt(value)
+
+
+def median_cell(record: Mapping[str, Any], column: str, fmt) -> str:
+    """``record[column]``, a median over runs (``fmt_median``), with its 95% interval from ``<column>_low`` /
+    ``_high`` (``regret_summary.median_interval``): "7 [5, 9]"; "12 [8, ∞)" or "not reached [8, ∞)" when the
+    upper bound is a run that never reached the target (inf, or null in JSON: a summary has both ends or
+    neither); the median alone when the low end is missing (under 6 runs, or a summary.json written
+    before the intervals) or inf (then the median is too)."""
+    cell = fmt_median(record.get(column), fmt)
+    low, high = record.get(f"{column}_low"), record.get(f"{column}_high")
+    if is_missing(low) or math.isinf(float(low)):
+        return cell
+    upper = "∞)" if is_missing(high) or math.isinf(float(high)) else f"{fmt(high)}]"
+    return f"{cell} [{fmt(low)}, {upper}"
 
 
 def loto_means(loto: pd.DataFrame) -> pd.DataFrame:

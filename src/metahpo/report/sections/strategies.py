@@ -10,7 +10,7 @@ import pandas as pd
 
 from metahpo.hpo import regret_summary
 from metahpo.report import figures
-from metahpo.report.common import benchmark_families, display_order, fmt_median, metric_of, with_bounds
+from metahpo.report.common import benchmark_families, display_order, median_cell, metric_of, with_bounds
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
 from metahpo.report.tables import (
@@ -152,12 +152,12 @@ def _regret_on_cost_grid(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, 
 
 
 def _benchmark_summary_table(records: list[dict]) -> Table:
-    """``regret_summary.summarize`` rows (summary.json): regret@k ±95% half-interval, rank, time to each target."""
+    """``regret_summary.summarize`` rows (summary.json): regret@k ±95% half-interval, rank, time to each target
+    (median [95% interval]; the median alone from a summary.json written without the intervals)."""
     summary = pd.DataFrame(records)
     checkpoints = sorted(int(c.removeprefix("regret@")) for c in summary.columns if re.fullmatch(r"regret@\d+", c))
-    targets = sorted(  # the looser target first, as regret_summary.TARGETS lists them
-        (c.removeprefix("trials_to_") for c in summary.columns if c.startswith("trials_to_")), key=float, reverse=True
-    )
+    # the looser target first, as regret_summary.TARGETS lists them
+    targets = sorted(regret_summary.summary_targets(summary.columns), key=float, reverse=True)
     summary = summary.set_index("strategy").loc[display_order(summary["strategy"], STRATEGIES)]
     rows = [
         [str(strategy)]
@@ -167,8 +167,8 @@ def _benchmark_summary_table(records: list[dict]) -> Table:
             cell
             for t in targets
             for cell in (
-                fmt_median(row[f"trials_to_{t}"], fmt_number),
-                fmt_median(row[f"cost_to_{t}"], fmt_seconds),
+                median_cell(row, f"trials_to_{t}", fmt_number),
+                median_cell(row, f"cost_to_{t}", fmt_seconds),
                 fmt_percent(row[f"reached_{t}"]),
             )
         ]
@@ -184,7 +184,9 @@ def _benchmark_summary_table(records: list[dict]) -> Table:
             for column in ((f"trials to ≤{t}", True), (f"seconds to ≤{t}", True), (f"runs reaching ≤{t}", True))
         ]
     )
-    return Table.build(columns, rows, caption="mean normalised regret ±95% interval; median trials and seconds")
+    caption = ("mean normalised regret ±95% interval; median trials and seconds over task × seed runs [95% "
+               "distribution-free interval; ∞: past the runs that never got there; none under 6 runs]")
+    return Table.build(columns, rows, caption=caption)
 
 
 def _resolution_table(records: list[dict]) -> Table:

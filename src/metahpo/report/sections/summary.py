@@ -18,15 +18,15 @@ from metahpo.report.common import (
     bracket,
     display_order,
     fewshot_table,
-    fmt_median,
     loto_means,
+    median_cell,
     stage_object,
     summary_rows,
     with_bounds,
     with_ci,
 )
 from metahpo.report.section import SECTIONS, ReportInputs, Section
-from metahpo.report.tables import MISSING, fmt_fixed, fmt_int, fmt_number, fmt_percent, is_missing
+from metahpo.report.tables import MISSING, fmt_fixed, fmt_int, fmt_number, fmt_percent, fmt_seconds, is_missing
 
 RECOMMENDERS = ("safe", "surrogate")  # the recommended config: the safe rule's top-1 where fit_meta has it
 BASELINES = ("random", "tpe")  # the tuned strategy is set against random search and TPE
@@ -99,11 +99,13 @@ def _transfer(inputs: ReportInputs) -> list[dict]:
             reason = entry["note"] or f"{strategy} (tune.strategy) is not in the benchmark results"
             items.append(_not_run(label, f"strategies-{family}", str(reason)))
             continue
-        figure = " / ".join(_trials_to(records[strategy], target) for target in TARGETS)
+        figure = _time_to(records[strategy], "trials")
         targets = " / ".join(f"≤{target:g}" for target in TARGETS)
-        against = [f"{b} {' / '.join(_trials_to(records[b], t) for t in TARGETS)}" for b in BASELINES if b in records]
         sentence = f"{strategy} replayed on the {family} tasks reaches regret {targets} in a median {figure} trials"
-        sentence += f" ({', '.join(against)})" if against else f" ({' and '.join(BASELINES)} not in the benchmark)"
+        sentence += _against(records, "trials") + f", and {_time_to(records[strategy], 'cost')} seconds"
+        sentence += _against(records, "cost") + "; medians over task × seed runs [95% interval]"
+        if not any(b in records for b in BASELINES):
+            sentence += f" ({' and '.join(BASELINES)} not in the benchmark)"
         k = _checkpoint(records[strategy], inputs.params.tune.trials)
         if k is not None:
             sentence += f"; mean regret at trial {k}: {_regret_at(records[strategy], k)}" + "".join(
@@ -113,9 +115,18 @@ def _transfer(inputs: ReportInputs) -> list[dict]:
     return items or [_not_run(capability, "strategies", "benchmark/summary.json has no family")]
 
 
-def _trials_to(record: dict, target: float) -> str:
-    """The benchmark table's cell: the median over task x seed runs, "not reached" if half of them never do."""
-    return fmt_median(record.get(f"trials_to_{target:g}"), fmt_number)
+def _time_to(record: dict, what: str) -> str:
+    """The benchmark table's cells for ``what`` (trials or cost) to each target, " / "-joined: the median over
+    task x seed runs ("not reached" if half of them never do) and its 95% interval where summary.json has it."""
+    fmt = fmt_number if what == "trials" else fmt_seconds
+    return " / ".join(median_cell(record, f"{what}_to_{target:g}", fmt) for target in TARGETS)
+
+
+def _against(records: dict, what: str) -> str:
+    """" against random ... and tpe ...": the baselines' ``_time_to`` (not in parentheses: an interval
+    can end in ")"); empty when none is in the benchmark."""
+    against = [f"{b} {_time_to(records[b], what)}" for b in BASELINES if b in records]
+    return f" against {' and '.join(against)}" if against else ""
 
 
 def _checkpoint(record: dict, trials: int) -> Optional[int]:
