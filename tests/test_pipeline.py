@@ -156,6 +156,7 @@ def test_tiny_pipeline_with_dvc_then_snakemake_has_nothing_to_do(repo_root, tmp_
     report = (project / "results/report/index.html").read_text()
     for section in ("tasks", "sweeps", "loto", "convergence", "fewshot", "provenance"):
         assert f'id="{section}"' in report
+    assert len(report.encode()) < 1_000_000, "the report stays under 1 MB (palette PNGs, each config once)"
     fewshot = json.loads((project / "results/fewshot/summary.json").read_text())
     assert {row["method"] for row in fewshot["table"]} == set(params["fewshot"]["methods"])
     assert set(fewshot["transfer"]["methods"]) == set(params["fewshot"]["transfer"]["inits"])
@@ -302,6 +303,7 @@ def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, 
     regret = pd.read_parquet(project / "results/benchmark/regret.parquet")
     assert set(regret["family"]) == set(shared)
     report = (project / "results/report/index.html").read_text()
+    record_property("report bytes", len(report.encode()))
     for task in raw["tasks"]:
         assert task in report
     for metric in ("test f1", "test accuracy"):  # QA / NER and classification tasks side by side
