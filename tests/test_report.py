@@ -735,8 +735,8 @@ def test_strategies_section_sits_between_loto_and_convergence(html):
 def test_strategies_figures_are_inline_pngs(strategies):
     family = strategies.split('id="strategies-mlp"', 1)[1].split("<h3", 1)[0]
     tuned = strategies.split('id="tune-digits-mlp"', 1)[1]
-    # regret against trials and against seconds; best-so-far against trials and seconds (one image)
-    for block, count in ((family, 2), (tuned, 1)):
+    # regret against trials and against seconds, best-so-far against trials and seconds: one image each
+    for block, count in ((family, 1), (tuned, 1)):
         sources = re.findall(r'<img\s+src="([^"]*)"', block)
         assert len(sources) == count
         for source in sources:
@@ -918,7 +918,7 @@ def test_missing_benchmark_outputs_become_notes(tmp_path, html):
     assert "not available: results/benchmark/summary.json not found (run the benchmark stage)" in strategies
     assert "not available: results/tune/ holds no &lt;task&gt;.parquet (run the tune stage)" in strategies
     family = strategies.split('id="strategies-mlp"', 1)[1]
-    assert family.count("<img") == 2 and "<table>" not in family  # the figures need only regret.parquet
+    assert family.count("<img") == 1 and "<table" not in family  # the figure needs only regret.parquet
 
 
 # --- few-shot meta-learned initialization ------------------------------------------------------
@@ -1136,7 +1136,7 @@ def test_fewshot_off_in_the_profile_is_said(tmp_path, html):
         lambda root: (write_json(root / "fewshot" / "summary.json", {"enabled": False}),
                       write_json(root / "meta_init" / "inits" / "inits.json", {"enabled": False, "inits": {}})),
     )  # fmt: skip
-    assert off in section and "<img" not in section and "<table>" not in section and "not available" not in section
+    assert off in section and "<img" not in section and "<table" not in section and "not available" not in section
     # a summary written with the capability off, read with it on, says so too
     stale = _build_with(tmp_path / "stale", _fewshot_params(FEWSHOT_RAW),
                         lambda root: write_json(root / "fewshot" / "summary.json", {"enabled": False}))  # fmt: skip
@@ -1147,7 +1147,7 @@ def test_fewshot_missing_outputs_become_notes(tmp_path):
     section = _build_with(tmp_path, _fewshot_params(FEWSHOT_RAW))
     assert "not available: results/fewshot/ not found (run the fewshot_eval stage)" in section
     assert "not available: results/meta_init/ not found (run the meta_init stage)" in section
-    assert "<img" not in section and "<table>" not in section
+    assert "<img" not in section and "<table" not in section
 
     def without_curves_and_configs(root: Path) -> None:
         _write_fewshot_results(root)
@@ -1179,7 +1179,7 @@ def test_fewshot_without_transfer_says_so(tmp_path):
     section = _build_with(tmp_path, raw, without_transfer)
     transfer = section.split('id="fewshot-transfer"', 1)[1]
     assert "not run: fewshot.transfer is null in the params" in transfer
-    assert "<img" not in transfer and "<table>" not in transfer
+    assert "<img" not in transfer and "<table" not in transfer
 
 
 def test_every_registered_strategy_has_its_own_colour_in_the_report():

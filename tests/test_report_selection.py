@@ -291,18 +291,18 @@ def test_ground_truth_grid_shows_failed_runs_as_their_state(selection):
 
 def test_selection_off_in_the_profile_is_said(tmp_path):
     section = _build(tmp_path, copy.deepcopy(BASE_RAW))
-    assert OFF in section and "<img" not in section and "<table>" not in section and "not available" not in section
+    assert OFF in section and "<img" not in section and "<table" not in section and "not available" not in section
     # a summary written with the capability off, read with it on, says so too
     stale = _build(tmp_path / "stale", _selection_params(SELECTION_RAW),
                    lambda root: write_json(root / "selection" / "summary.json", {"enabled": False}))  # fmt: skip
-    assert OFF in stale and "<img" not in stale and "<table>" not in stale
+    assert OFF in stale and "<img" not in stale and "<table" not in stale
 
 
 def test_missing_outputs_become_notes(tmp_path):
     section = _build(tmp_path, _selection_params(SELECTION_RAW))
     for stage, folder in (("selection", "selection"), ("pool", "pool"), ("pool_finetune", "pool_finetune")):
         assert f"not available: results/{folder}/ not found (run the {stage} stage)" in section
-    assert "<img" not in section and "<table>" not in section
+    assert "<img" not in section and "<table" not in section
     assert "Pool: 3 members" in section  # the setup still comes from the params
 
     def without_scores_and_summary(root: Path) -> None:

@@ -140,30 +140,34 @@ def tradeoff_figure(series: Sequence[dict], cost_label: str) -> str:
 REGRET_LIMITS = (-0.05, 1.05)  # normalised regret lies in [0, 1]; wide intervals (few seeds) are cut here
 
 
-def regret_curves_figure(curves: Sequence[dict], xlabel: str, log_x: bool = False) -> str:
-    """Mean regret per strategy with its 95% interval as a band.
+def regret_curves_figure(panels: Sequence[dict]) -> str:
+    """Mean regret per strategy with its 95% interval as a band, panels side by side sharing the y axis.
 
-    ``curves``: one dict per strategy: ``label``, ``color``, ``x``, ``mean``, ``low``, ``high``
-    (equal-length sequences; NaN bounds, e.g. from a single seed, draw no band there).
+    ``panels``: one dict per panel: ``xlabel``, ``log_x`` and ``curves``, one dict per strategy:
+    ``label``, ``color``, ``x``, ``mean``, ``low``, ``high`` (equal-length sequences; NaN bounds, e.g.
+    from a single seed, draw no band there). One legend, right of the last panel.
     """
-    figure = _figure(6.3, 3.2, right=1.9)  # the legend sits right of the axes
-    ax = figure.subplots()
-    for curve in curves:
-        x, low, high = (np.asarray(curve[key], dtype=float) for key in ("x", "low", "high"))
-        ax.plot(x, curve["mean"], color=curve["color"], label=curve["label"], linewidth=1.5)
-        banded = np.isfinite(low) & np.isfinite(high)
-        if banded.any():
-            ax.fill_between(x, low, high, where=banded, color=curve["color"], alpha=0.15, linewidth=0)
-    if log_x:
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(PLAIN_NUMBERS)  # 1, 10, 100 rather than 10^0, 10^1, 10^2
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(*REGRET_LIMITS)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("mean normalised regret")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    figure = _figure(0.7 + 3.4 * len(panels) + 1.9, 3.2, right=1.9, wspace=0.08)
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels):
+        for curve in panel["curves"]:
+            x, low, high = (np.asarray(curve[key], dtype=float) for key in ("x", "low", "high"))
+            ax.plot(x, curve["mean"], color=curve["color"], label=curve["label"], linewidth=1.5)
+            banded = np.isfinite(low) & np.isfinite(high)
+            if banded.any():
+                ax.fill_between(x, low, high, where=banded, color=curve["color"], alpha=0.15, linewidth=0)
+        if panel["log_x"]:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(PLAIN_NUMBERS)  # 1, 10, 100 rather than 10^0, 10^1, 10^2
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(panel["xlabel"])
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylim(*REGRET_LIMITS)
+    axes[0].set_ylabel("mean normalised regret")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return to_data_uri(figure)
 
 

@@ -76,24 +76,24 @@ def _benchmark_part(params: Params, results: ResultsTree) -> dict:
                 "notes": block_notes,
                 "table": _benchmark_summary_table(entry["records"]) if entry.get("records") else None,
                 "resolution": _resolution_table(entry["resolution"]) if entry.get("resolution") else None,
-                **(_regret_figures(rows) if rows is not None else {"trials_figure": None, "cost_figure": None}),
+                "figure": _regret_figure(rows) if rows is not None else None,
             }
         )
     return {"benchmark_notes": notes, "families": blocks}
 
 
-def _regret_figures(rows: pd.DataFrame) -> dict:
-    """Mean regret (95% band) against trials, and against cumulative seconds on a shared cost grid."""
+def _regret_figure(rows: pd.DataFrame) -> str:
+    """Mean regret (95% band) against trials, and against cumulative seconds on a shared cost grid (log x)."""
     order = display_order(rows["strategy"], STRATEGIES)
     on_grid, grid, log_cost = _regret_on_cost_grid(rows)
-    return {
-        "trials_figure": figures.regret_curves_figure(
-            _regret_curves(regret_summary.mean_regret(rows), order), "trial", log_x=True  # the first trials matter most
-        ),
-        "cost_figure": figures.regret_curves_figure(
-            _regret_curves(regret_summary.mean_regret(on_grid), order, grid), "cumulative seconds", log_x=log_cost
-        ),
-    }
+    return figures.regret_curves_figure(
+        [
+            # trials on a log axis: the first few trials are where transfer pays
+            {"xlabel": "trial", "log_x": True, "curves": _regret_curves(regret_summary.mean_regret(rows), order)},
+            {"xlabel": "cumulative seconds", "log_x": log_cost,
+             "curves": _regret_curves(regret_summary.mean_regret(on_grid), order, grid)},
+        ]
+    )  # fmt: skip
 
 
 def _regret_curves(mean: pd.DataFrame, order: list[str], grid: Optional[np.ndarray] = None) -> list[dict]:
