@@ -321,6 +321,64 @@ def test_step_ratio_table(section):
     assert "Below 1 the controller reaches the threshold in fewer steps" in block
 
 
+def test_step_ratio_figure_plots_the_table(tmp_path, monkeypatch):
+    """One panel per task then all, one row per baseline: each dot and bar the ratio table's cells, drawn above it."""
+    drawn = []
+    original = figures.interval_dot_figure
+
+    def spy(panels, share_x=False):
+        drawn.append((panels, share_x))
+        return original(panels, share_x)
+
+    monkeypatch.setattr(figures, "interval_dot_figure", spy)
+    section = _build(tmp_path, _params(LR_CONTROL_RAW), _write_lr_results)
+    (panels, share_x), = drawn
+    assert share_x and [panel["title"] for panel in panels] == ["wine-mlp", "digits-cnn", "all held-out tasks"]
+    assert all(panel["log_x"] and panel["reference"] == 1.0 and panel["xlabel"] == "meta / baseline steps"
+               for panel in panels)  # fmt: skip
+    block = _block(section, "lr_control-ratios")
+    ratios = _captioned(block, "steps to threshold, meta / each baseline")
+    summary = {(row["task"], row["baseline"]): row for row in _summary()["ratios"]}
+    plotted = []
+    for panel, task in zip(panels, ("wine-mlp", "digits-cnn", "all")):
+        for row in panel["rows"]:
+            plotted.append((task, row["label"]))
+            cells = _ratio_cells(ratios, task, row["label"])
+            assert f"{row['value']:.2f}" == cells[1]
+            assert cells[2] == (MISSING if np.isnan(row["low"]) else f"[{row['low']:.2f}, {row['high']:.2f}]")
+            expected = summary[(task, row["label"])]
+            assert row["value"] == expected["ratio"]
+            for key in ("low", "high"):  # a null bound in the summary: NaN, no bar
+                assert row[key] == expected[key] if expected[key] is not None else np.isnan(row[key])
+    assert plotted == re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td>", ratios)  # every table row, in its order
+    colors = {row["label"]: row["color"] for panel in panels for row in panel["rows"]}
+    assert colors == {"cosine": "C1", "schedulefree": "C2"}  # the baselines' colours in the task figures
+    sources = _images(block)
+    assert len(sources) == 1 and base64.b64decode(sources[0].split(",", 1)[1]).startswith(PNG_SIGNATURE)
+    assert block.index("<img") < block.index("<caption>steps to threshold")
+
+
+def test_step_ratios_without_a_value_draw_no_figure(tmp_path):
+    def valueless(root: Path) -> None:
+        _write_lr_results(root)
+        ratios = [{**row, "ratio": None, "low": None, "high": None} for row in _summary()["ratios"]]
+        write_json(root / "lr_eval" / "summary.json", {**_summary(), "ratios": ratios})
+
+    block = _block(_build(tmp_path, _params(LR_CONTROL_RAW), valueless), "lr_control-ratios")
+    assert _ratio_cells(block, "wine-mlp", "cosine") == ["2", MISSING, MISSING, MISSING]
+    assert _images(block) == []
+
+
+def test_interval_dot_figure_is_a_deterministic_png():
+    rows = [{"label": "a", "value": 0.8, "low": 0.6, "high": 0.95, "color": "C1"},
+            {"label": "b", "value": 1.4, "low": np.nan, "high": np.nan}]  # fmt: skip
+    panels = [{"title": "t", "xlabel": "ratio", "log_x": True, "reference": 1.0, "rows": rows},
+              {"xlabel": "x", "log_x": False, "rows": [{"label": "c", "value": -0.2, "low": -0.5, "high": 0.1}]}]
+    uri = figures.interval_dot_figure(panels)
+    assert uri == figures.interval_dot_figure(panels) != figures.interval_dot_figure(panels[:1])
+    assert base64.b64decode(uri.split(",", 1)[1]).startswith(PNG_SIGNATURE)
+
+
 def _ratio_cells(html: str, task: str, baseline: str) -> list[str]:
     row = re.search(rf"<tr><td>{re.escape(task)}</td><td>{re.escape(baseline)}</td>(.*?)</tr>", html, re.S)
     assert row, (task, baseline)
@@ -390,7 +448,7 @@ def test_damaged_inputs_become_notes(tmp_path):
     assert "not available: lr_eval/summary.json has no targets" in section
     assert "not available: lr_eval/summary.json has no table rows for digits-cnn" in section
     assert "not available: lr_meta/controller/meta_training.json has no history" in section
-    assert "<img" not in section and "<caption>wine-mlp: time to 0.9" in section
+    assert "<img" not in section and "<caption>wine-mlp: time to 0.9" in section  # no ratio figure either
 
 
 def test_lines_figure_is_a_deterministic_png():

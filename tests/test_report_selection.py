@@ -212,6 +212,51 @@ def test_selector_table_in_the_summary_order(selection):
     assert "95% t-intervals over the targets" in block and "fitted leave one\n  target out" in block
 
 
+def test_selector_figure_plots_the_table(tmp_path, monkeypatch):
+    """Weighted tau and top-1 regret side by side, one row per selector: each dot and bar the table's cells."""
+    drawn = []
+    original = figures.interval_dot_figure
+
+    def spy(panels, share_x=False):
+        drawn.append((panels, share_x))
+        return original(panels, share_x)
+
+    monkeypatch.setattr(figures, "interval_dot_figure", spy)
+    section = _build(tmp_path, _selection_params(SELECTION_RAW), _write_selection_results)
+    (panels, share_x), = drawn
+    assert not share_x and [panel["xlabel"].split(" (")[0] for panel in panels] == ["weighted τ", "top-1 regret"]
+    assert all(not panel["log_x"] and panel["reference"] == 0.0 for panel in panels)
+    block = _block(section, "selection-comparison")
+    table = _captioned(block, "every selector on K = 8 examples")
+    summary = {row["selector"]: row for row in _summary()["table"]}
+    for panel, column, key in ((panels[0], 1, "tau"), (panels[1], 2, "regret")):
+        assert [row["label"] for row in panel["rows"]] == ["random", "logme", "meta"]  # the table's order
+        for row in panel["rows"]:
+            half = row["high"] - row["value"]
+            assert f"{row['value']:.3f} ±{half:.3f}" == table_row(table, row["label"])[column]
+            assert row["value"] == summary[row["label"]][key]
+            assert (half, row["value"] - row["low"]) == pytest.approx((summary[row["label"]][f"{key}_ci"],) * 2)
+            assert row["color"] == ("C1" if row["label"] == "meta" else "C0")
+    sources = re.findall(r'<img\s+src="([^"]*)"', block)
+    assert len(sources) == 1 and base64.b64decode(sources[0].split(",", 1)[1]).startswith(PNG_SIGNATURE)
+    assert block.index("<img") < block.index("<caption>every selector")
+
+
+def test_selector_without_an_interval_is_a_dot_without_a_bar(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "interval_dot_figure", lambda panels, share_x=False: drawn.append(panels) or "")
+
+    def without_tau_intervals(root: Path) -> None:
+        _write_selection_results(root)
+        table = [{**row, "tau_ci": None} for row in _summary()["table"]]
+        write_json(root / "selection" / "summary.json", {**_summary(), "table": table})
+
+    section = _build(tmp_path, _selection_params(SELECTION_RAW), without_tau_intervals)
+    tau = {row["label"]: row for row in drawn[0][0]["rows"]}
+    assert tau["meta"]["value"] == 0.45 and np.isnan(tau["meta"]["low"]) and np.isnan(tau["meta"]["high"])
+    assert table_row(_captioned(section, "every selector"), "meta")[1] == "0.450"  # the table: the mean alone
+
+
 def test_summary_reads_the_selector_table(page, selection):
     """The meta selector's tau and regret, and the best other selector's by tau, as the selector table prints them."""
     table = _captioned(_block(selection, "selection-comparison"), "every selector on K = 8 examples")

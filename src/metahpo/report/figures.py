@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 DPI = 100
 SUBPLOT_SIZE = (2.6, 2.2)  # inches, one hyperparameter panel
@@ -358,3 +358,76 @@ def lines_figure(curves: Sequence[dict], xlabel: str, ylabel: str, log_y: bool =
     if handles:
         ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return to_data_uri(figure)
+
+
+ROW_HEIGHT = 0.3  # inches per row of a dot plot
+LABEL_CHAR_WIDTH = 0.075  # inches per character of a row label (default font size)
+
+
+def interval_dot_figure(panels: Sequence[dict], share_x: bool = False) -> str:
+    """Dots with 95% interval bars (a forest plot), panels side by side sharing the row labels (y).
+
+    ``panels``: one dict per panel: ``xlabel``, ``log_x``, optional ``title`` and ``reference`` (an x
+    drawn as a dotted vertical line, e.g. 1 for a ratio) and ``rows``, one dict per row: ``label``,
+    ``value``, ``low``, ``high`` and optional ``color`` (C0). Rows are matched by label across panels,
+    top to bottom in their first appearance; a NaN value draws no dot, NaN bounds no bar.
+    ``share_x``: the panels' x axes are the same (one quantity, several groups; the first panel's ``log_x``
+    and ``reference`` set the limits).
+    """
+    labels = list(dict.fromkeys(row["label"] for panel in panels for row in panel["rows"]))
+    titled = any(panel.get("title") for panel in panels)
+    left = 0.3 + LABEL_CHAR_WIDTH * max((len(str(label)) for label in labels), default=1)
+    top, bottom = (0.35 if titled else 0.15), 0.6
+    width = left + 2.6 * len(panels) + 0.2 + (0.15 * (len(panels) - 1) if not share_x else 0.0)
+    figure = _figure(width, top + bottom + ROW_HEIGHT * max(len(labels), 1), left=left, bottom=bottom, right=0.2,
+                     top=top, wspace=0.08 if share_x else 0.15)  # fmt: skip
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True, sharex=share_x)[0]
+    position = {label: len(labels) - 1 - index for index, label in enumerate(labels)}  # the first row on top
+    for ax, panel in zip(axes, panels):
+        for row in panel["rows"]:
+            y, color = position[row["label"]], row.get("color", "C0")
+            value, low, high = (np.nan if row[key] is None else float(row[key]) for key in ("value", "low", "high"))
+            if np.isfinite(low) and np.isfinite(high):
+                ax.plot([low, high], [y, y], color=color, linewidth=1.4, solid_capstyle="butt")
+                ax.plot([low, high], [y, y], color=color, marker="|", markersize=6, linestyle="none")
+            if np.isfinite(value):
+                ax.plot([value], [y], color=color, marker="o", markersize=5, linestyle="none")
+        if panel.get("reference") is not None:
+            ax.axvline(panel["reference"], color="0.3", linestyle=":", linewidth=1)
+        if panel["log_x"]:
+            ax.set_xscale("log")
+        if panel.get("title"):
+            ax.set_title(panel["title"], fontsize="medium")
+        ax.set_xlabel(panel["xlabel"])
+        ax.grid(True, axis="x", alpha=0.3)
+    if share_x:
+        _interval_limits(axes[0], [row for panel in panels for row in panel["rows"]], panels[0])
+    else:
+        for ax, panel in zip(axes, panels):
+            _interval_limits(ax, panel["rows"], panel)
+    axes[0].set_yticks(list(position.values()), [str(label) for label in position])
+    axes[0].set_ylim(-0.6, len(labels) - 0.4)
+    return to_data_uri(figure)
+
+
+def _interval_limits(ax, rows: Sequence[dict], panel: dict) -> None:
+    """x limits around every dot, bound and the reference line; on a log axis, ticks at 1-2-5 (finer
+    within a decade) written as plain numbers."""
+    ends = [float(row[key]) for row in rows for key in ("value", "low", "high") if row[key] is not None]
+    if panel.get("reference") is not None:
+        ends.append(float(panel["reference"]))
+    log = bool(panel["log_x"])
+    ends = np.asarray([end for end in ends if np.isfinite(end) and (end > 0 or not log)])
+    if not len(ends):
+        return
+    low, high = (np.log10(ends.min()), np.log10(ends.max())) if log else (ends.min(), ends.max())
+    pad = 0.06 * (high - low) if high > low else (0.05 if log else max(abs(high) * 0.1, 0.05))
+    low, high = low - pad, high + pad
+    if not log:
+        ax.set_xlim(low, high)
+        return
+    ax.set_xlim(10**low, 10**high)
+    subs = (1.0, 2.0, 5.0) if high - low > 1 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    ax.xaxis.set_major_locator(LogLocator(subs=subs))
+    ax.xaxis.set_major_formatter(PLAIN_NUMBERS)
+    ax.xaxis.set_minor_formatter(NullFormatter())

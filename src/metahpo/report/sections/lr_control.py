@@ -47,8 +47,8 @@ FINAL_STATS = STATS[4:]
 def build(inputs: ReportInputs) -> dict:
     data = {"off": None, "setup": [], "methods_table": None, "held_out_notes": [], "held_out_table": None,
             "targets_notes": [], "targets_table": None, "targets_line": None, "results_notes": [], "tasks": [],
-            "ratios_notes": [], "ratios_table": None, "training_notes": [], "training_figure": None,
-            "training_lines": [], "cost_table": None}  # fmt: skip
+            "ratios_notes": [], "ratios_table": None, "ratios_figure": None, "training_notes": [],
+            "training_figure": None, "training_lines": [], "cost_table": None}  # fmt: skip
     control, results = inputs.params.lr_control, inputs.results
     summary, summary_note = _summary(results)
     if control is None or (summary is not None and summary.get("enabled") is False):
@@ -357,30 +357,50 @@ def _method_tables(task: str, rows: dict[str, dict], methods: list[str], summary
 
 
 def _ratios(summary: Optional[dict], summary_note: Optional[str], tasks: list[str], methods: list[str]) -> dict:
+    empty = {"ratios_table": None, "ratios_figure": None}
     if summary is None:
-        return {"ratios_notes": [summary_note] if summary_note else [], "ratios_table": None}
+        return {"ratios_notes": [summary_note] if summary_note else [], **empty}
     ratios = [row for row in summary_rows(summary, "ratios", "task") if row.get("baseline") is not None]
     if not ratios:
         note = f"not available: lr_eval/summary.json has no step ratios (is {REFERENCE} in lr_control.methods?)"
-        return {"ratios_notes": [note], "ratios_table": None}
+        return {"ratios_notes": [note], **empty}
     task_order = display_order([row["task"] for row in ratios if row["task"] != "all"], tasks) + ["all"]
     baselines = display_order([str(row["baseline"]) for row in ratios], methods)
     by_key = {(row["task"], str(row["baseline"])): row for row in ratios}
+    # the table and the figure both read these rows: tasks then all, baselines in method order
+    shown = [(task, baseline, by_key[(task, baseline)]) for task in task_order for baseline in baselines
+             if (task, baseline) in by_key]  # fmt: skip
     columns = [("task", False), ("baseline", False), ("paired runs", True), (f"{REFERENCE} / baseline steps", True),
                ("95% CI", True), ("reading", False)]  # fmt: skip
-    rows = []
-    for task in task_order:
-        for baseline in baselines:
-            row = by_key.get((task, baseline))
-            if row is None:
-                continue
-            rows.append([task, baseline, fmt_int(row.get("n")), fmt_fixed(row.get("ratio"), 2),
-                         bracket(row.get("low"), row.get("high")), _reading(row)])  # fmt: skip
+    rows = [[task, baseline, fmt_int(row.get("n")), fmt_fixed(row.get("ratio"), 2),
+             bracket(row.get("low"), row.get("high")), _reading(row)] for task, baseline, row in shown]  # fmt: skip
     caption = (
         f"steps to threshold, {REFERENCE} / each baseline: the geometric mean over runs paired by task and seed with "
         "its 95% t-interval on the log ratios; a run that never reached the threshold counts as the whole budget"
     )
-    return {"ratios_notes": [], "ratios_table": Table.build(columns, rows, caption=caption)}
+    panels = _ratio_panels(shown, methods)
+    drawn = any(not is_missing(row["value"]) for panel in panels for row in panel["rows"])
+    return {"ratios_notes": [], "ratios_table": Table.build(columns, rows, caption=caption),
+            "ratios_figure": figures.interval_dot_figure(panels, share_x=True) if drawn else None}  # fmt: skip
+
+
+def _ratio_panels(shown: list[tuple[str, str, dict]], methods: list[str]) -> list[dict]:
+    """One panel per task (then all of them), one row per baseline: the ratio and its interval, in the
+    baseline's colour of the task figures."""
+    panels: dict[str, dict] = {}
+    for task, baseline, row in shown:
+        panel = panels.setdefault(task, {
+            "title": "all held-out tasks" if task == "all" else task, "log_x": True, "reference": 1.0,
+            "xlabel": f"{REFERENCE} / baseline steps", "rows": [],
+        })  # fmt: skip
+        color = _method_color(baseline, methods) if baseline in methods else "0.4"
+        panel["rows"].append({"label": baseline, "color": color, "value": _float(row.get("ratio")),
+                              "low": _float(row.get("low")), "high": _float(row.get("high"))})  # fmt: skip
+    return list(panels.values())
+
+
+def _float(value: Any) -> float:
+    return float("nan") if is_missing(value) else float(value)
 
 
 def _reading(row: dict) -> str:

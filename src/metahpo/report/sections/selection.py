@@ -35,8 +35,8 @@ MAX_LISTED_CLASSES = 10  # a member's source classes are named up to this many, 
 
 def build(inputs: ReportInputs) -> dict:
     data = {"off": None, "setup": [], "pool_notes": [], "pool_table": None, "comparison_notes": [],
-            "comparison_table": None, "scatter_notes": [], "scatter_figure": None, "scatter_alt": "",
-            "compute_notes": [], "compute_table": None, "compute_line": None, "truth_notes": [],
+            "comparison_table": None, "comparison_figure": None, "scatter_notes": [], "scatter_figure": None,
+            "scatter_alt": "", "compute_notes": [], "compute_table": None, "compute_line": None, "truth_notes": [],
             "truth_table": None}  # fmt: skip
     selection, results = inputs.params.selection, inputs.results
     summary, summary_note = _summary(results)
@@ -169,8 +169,9 @@ def _p_value(value: Any) -> str:
 
 
 def _comparison(selection: SelectionParams, summary: Optional[dict], summary_note: Optional[str]) -> dict:
-    """The selectors' table: rank correlation, regret, hit rate and cost, in the summary's selector order."""
-    empty = {"comparison_table": None}
+    """The selectors' table and its figure: rank correlation, regret, hit rate and cost, in the summary's selector
+    order."""
+    empty = {"comparison_table": None, "comparison_figure": None}
     if summary is None:
         return {"comparison_notes": [summary_note] if summary_note else [], **empty}
     by_selector = {row["selector"]: row for row in summary_rows(summary, "table", "selector")}
@@ -204,7 +205,27 @@ def _comparison(selection: SelectionParams, summary: Optional[dict], summary_not
         )  # fmt: skip
     shots, redraws = summary.get("shots", selection.shots), summary.get("redraws", selection.redraws)
     caption = f"every selector on K = {fmt_int(shots)} examples, {fmt_int(redraws)} redraws per target"
-    return {"comparison_notes": notes, "comparison_table": Table.build(columns, table_rows, caption=caption)}
+    panels = _comparison_panels(order, by_selector)
+    drawn = any(not is_missing(row["value"]) for panel in panels for row in panel["rows"])
+    return {"comparison_notes": notes, "comparison_table": Table.build(columns, table_rows, caption=caption),
+            "comparison_figure": figures.interval_dot_figure(panels) if drawn else None}  # fmt: skip
+
+
+def _comparison_panels(order: list[str], by_selector: dict[str, dict]) -> list[dict]:
+    """Weighted tau and top-1 regret per selector, the table's rows: the mean and its 95% interval over targets
+    (NaN bounds where the table has no half-width); the meta selector in its own colour."""
+    panels = []
+    labels = {"tau": "weighted τ (0: chance, 1: the true order)", "regret": "top-1 regret (0: the best)"}
+    for key, xlabel in labels.items():
+        rows = []
+        for selector in order:
+            value, half = (by_selector[selector].get(name) for name in (key, f"{key}_ci"))
+            value = float("nan") if is_missing(value) else float(value)
+            half = float("nan") if is_missing(half) else float(half)
+            rows.append({"label": selector, "value": value, "low": value - half, "high": value + half,
+                         "color": "C1" if selector == REFERENCE else "C0"})  # fmt: skip
+        panels.append({"xlabel": xlabel, "log_x": False, "reference": 0.0, "rows": rows})
+    return panels
 
 
 def _scatter(results: ResultsTree, truth: Optional[pd.DataFrame], truth_note: Optional[str], members: list[str],
