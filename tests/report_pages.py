@@ -60,3 +60,18 @@ def summary_row(html: str, capability: str) -> tuple[str, str, str]:
     assert row, capability
     figure, sentence, link = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
     return figure, sentence, re.search(r'href="#([^"]+)"', link).group(1)
+
+
+def record_dot_figures(monkeypatch) -> list:
+    """Every ``figures.interval_dot_figure`` call's (panels, share_x) from here on; the figure is still drawn."""
+    from metahpo.report import figures
+
+    drawn = []
+    original = figures.interval_dot_figure
+
+    def spy(panels, share_x=False):
+        drawn.append((panels, share_x))
+        return original(panels, share_x)
+
+    monkeypatch.setattr(figures, "interval_dot_figure", spy)
+    return drawn

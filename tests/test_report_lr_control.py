@@ -16,7 +16,7 @@ from metahpo.report import SECTIONS, figures
 from metahpo.report.tables import MISSING
 from report_pages import HOSTILE, block as _block, captioned as _captioned, page as _page, table_row
 from report_pages import section as section_of
-from report_pages import summary_row
+from report_pages import record_dot_figures, summary_row
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -323,14 +323,7 @@ def test_step_ratio_table(section):
 
 def test_step_ratio_figure_plots_the_table(tmp_path, monkeypatch):
     """One panel per task then all, one row per baseline: each dot and bar the ratio table's cells, drawn above it."""
-    drawn = []
-    original = figures.interval_dot_figure
-
-    def spy(panels, share_x=False):
-        drawn.append((panels, share_x))
-        return original(panels, share_x)
-
-    monkeypatch.setattr(figures, "interval_dot_figure", spy)
+    drawn = record_dot_figures(monkeypatch)
     section = _build(tmp_path, _params(LR_CONTROL_RAW), _write_lr_results)
     (panels, share_x), = drawn
     assert share_x and [panel["title"] for panel in panels] == ["wine-mlp", "digits-cnn", "all held-out tasks"]

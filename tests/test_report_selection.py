@@ -16,7 +16,7 @@ from metahpo.report import SECTIONS, figures
 from metahpo.report.tables import MISSING
 from report_pages import HOSTILE, block as _block, captioned as _captioned, page as _page, table_row
 from report_pages import section as section_of
-from report_pages import summary_row
+from report_pages import record_dot_figures, summary_row
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -214,14 +214,7 @@ def test_selector_table_in_the_summary_order(selection):
 
 def test_selector_figure_plots_the_table(tmp_path, monkeypatch):
     """Weighted tau and top-1 regret side by side, one row per selector: each dot and bar the table's cells."""
-    drawn = []
-    original = figures.interval_dot_figure
-
-    def spy(panels, share_x=False):
-        drawn.append((panels, share_x))
-        return original(panels, share_x)
-
-    monkeypatch.setattr(figures, "interval_dot_figure", spy)
+    drawn = record_dot_figures(monkeypatch)
     section = _build(tmp_path, _selection_params(SELECTION_RAW), _write_selection_results)
     (panels, share_x), = drawn
     assert not share_x and [panel["xlabel"].split(" (")[0] for panel in panels] == ["weighted τ", "top-1 regret"]
