@@ -272,7 +272,7 @@ def test_tiny_pipeline_snakemake_then_dvc_share_one_state(repo_root, tmp_path):
 
 
 @pytest.mark.slow  # every family on real mirror data: ~12 min
-def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, tmp_path):
+def test_mirror_small_profile_runs_end_to_end_with_snakemake(repo_root, mirror, tmp_path, record_property):
     """Real Hub data from the offline mirror, every model family, the whole pipeline."""
     import pandas as pd
 
