@@ -212,7 +212,7 @@ def markdown_cost_to_target(table: pd.DataFrame, order=None) -> str:
             row = rows.loc[(name, t)]
             ratio = [_seconds(row.get(f"{c}_ratio", math.nan), ".2f") for c in ("median", "mean", "share")]
             short = f" ({int(row['out_of_trials'])} short)" if row["out_of_trials"] else ""
-            median = _median_text(row["median_s"], row.get("median_s_low"), row.get("median_s_high"), _seconds)
+            median = median_text(row["median_s"], row.get("median_s_low"), row.get("median_s_high"), _seconds)
             cells += [median, _seconds(row["mean_s"]), f"{row['mean_share']:.3f}", " / ".join(ratio),
                       f"{int(row['reached'])}/{int(row['runs'])}{short}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
@@ -291,7 +291,7 @@ def format_summary(summary: pd.DataFrame) -> str:
         for name in ("trials", "cost"):
             medians = summary[f"{name}_to_{t}"]
             lows, highs = (summary.get(f"{name}_to_{t}_{end}", missing) for end in ("low", "high"))
-            table[f"{name}<={t}"] = [_median_text(*bounds, _number) for bounds in zip(medians, lows, highs)]
+            table[f"{name}<={t}"] = [median_text(*bounds, _number) for bounds in zip(medians, lows, highs)]
         table[f"trials<={t}"] += [f" ({f:.0%})" for f in summary[f"reached_{t}"]]
     return table.to_string(index=False)
 
@@ -312,13 +312,16 @@ def _with_interval(mean: float, half: float) -> str:
     return f"{mean:.3f}" if not math.isfinite(half) else f"{mean:.3f} ±{half:.3f}"
 
 
-def _median_text(median: float, low, high, fmt) -> str:
-    """"median [low, high]", "[low, inf)" when the upper bound is an unreached run; the median alone without an
-    interval (too few runs). The report's cells: ``metahpo.report.common.median_cell``."""
-    if low is None or not math.isfinite(float(low)):  # none, or the whole interval past the runs (median inf too)
-        return fmt(median)
-    upper = f"{fmt(high)}]" if high is not None and math.isfinite(float(high)) else "inf)"
-    return f"{fmt(median)} [{fmt(low)}, {upper}"
+def median_text(median: float, low, high, fmt, median_fmt=None, open_end: str = "inf)") -> str:
+    """"median [low, high]"; "median [low, inf)" (``open_end``) when the upper bound is an unreached run or
+    missing; the median alone without an interval (too few runs, a table written before the intervals) or
+    when the whole interval lies past the runs (the median is inf too). ``fmt`` formats the bounds, and the
+    median unless ``median_fmt`` is given (the report's "not reached")."""
+    text = (median_fmt or fmt)(median)
+    if low is None or not math.isfinite(float(low)):
+        return text
+    upper = f"{fmt(high)}]" if high is not None and math.isfinite(float(high)) else open_end
+    return f"{text} [{fmt(low)}, {upper}"
 
 
 def _number(value: float) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import pandas as pd
 
-from metahpo.hpo.regret_summary import t_half_width
+from metahpo.hpo.regret_summary import median_text, t_half_width
 from metahpo.report.tables import MISSING, fmt_fixed, fmt_metric, is_missing
 
 
@@ -104,12 +104,8 @@ def median_cell(record: Mapping[str, Any], column: str, fmt) -> str:
     upper bound is a run that never reached the target (inf, or null in JSON: a summary has both ends or
     neither); the median alone when the low end is missing (under 6 runs, or a summary.json written
     before the intervals) or inf (then the median is too)."""
-    cell = fmt_median(record.get(column), fmt)
-    low, high = record.get(f"{column}_low"), record.get(f"{column}_high")
-    if is_missing(low) or math.isinf(float(low)):
-        return cell
-    upper = "∞)" if is_missing(high) or math.isinf(float(high)) else f"{fmt(high)}]"
-    return f"{cell} [{fmt(low)}, {upper}"
+    return median_text(record.get(column), record.get(f"{column}_low"), record.get(f"{column}_high"), fmt,
+                       median_fmt=lambda median: fmt_median(median, fmt), open_end="∞)")  # fmt: skip
 
 
 def loto_means(loto: pd.DataFrame) -> pd.DataFrame:

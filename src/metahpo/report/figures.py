@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
+
+from metahpo.report.tables import is_missing
 
 DPI = 100
 SUBPLOT_SIZE = (2.6, 2.2)  # inches, one hyperparameter panel
@@ -364,7 +366,7 @@ ROW_HEIGHT = 0.3  # inches per row of a dot plot
 LABEL_CHAR_WIDTH = 0.075  # inches per character of a row label (default font size)
 
 
-def interval_dot_figure(panels: Sequence[dict], share_x: bool = False) -> str:
+def interval_dot_figure(panels: Sequence[dict], share_x: bool = False) -> Optional[str]:
     """Dots with 95% interval bars (a forest plot), panels side by side sharing the row labels (y).
 
     ``panels``: one dict per panel: ``xlabel``, ``log_x``, optional ``title`` and ``reference`` (an x
@@ -372,8 +374,10 @@ def interval_dot_figure(panels: Sequence[dict], share_x: bool = False) -> str:
     ``value``, ``low``, ``high`` and optional ``color`` (C0). Rows are matched by label across panels,
     top to bottom in their first appearance; a NaN value draws no dot, NaN bounds no bar.
     ``share_x``: the panels' x axes are the same (one quantity, several groups; the first panel's ``log_x``
-    and ``reference`` set the limits).
+    and ``reference`` set the limits). None when no row has a value: nothing to draw.
     """
+    if not any(not is_missing(row["value"]) for panel in panels for row in panel["rows"]):
+        return None
     labels = list(dict.fromkeys(row["label"] for panel in panels for row in panel["rows"]))
     titled = any(panel.get("title") for panel in panels)
     left = 0.3 + LABEL_CHAR_WIDTH * max((len(str(label)) for label in labels), default=1)

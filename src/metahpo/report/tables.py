@@ -23,6 +23,11 @@ def is_missing(value: Any) -> bool:
         return False
 
 
+def as_float(value: Any) -> float:
+    """A cell's number for plotting: NaN where it is missing (None, NaN)."""
+    return math.nan if is_missing(value) else float(value)
+
+
 def fmt_fixed(value: Any, digits: int) -> str:
     return MISSING if is_missing(value) else f"{float(value):.{digits}f}"
 

@@ -19,7 +19,8 @@ from metahpo.report import figures
 from metahpo.report.common import bracket, display_order, listed, stage_object, summary_rows, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
-from metahpo.report.tables import MISSING, Table, fmt_fixed, fmt_int, fmt_metric, fmt_number, fmt_seconds, is_missing
+from metahpo.report.tables import (MISSING, Table, as_float, fmt_fixed, fmt_int, fmt_metric, fmt_number, fmt_seconds,
+                                   is_missing)
 
 if TYPE_CHECKING:  # annotations only: the library never imports the params module
     from metahpo.config import LRControlParams, Params
@@ -378,10 +379,8 @@ def _ratios(summary: Optional[dict], summary_note: Optional[str], tasks: list[st
         f"steps to threshold, {REFERENCE} / each baseline: the geometric mean over runs paired by task and seed with "
         "its 95% t-interval on the log ratios; a run that never reached the threshold counts as the whole budget"
     )
-    panels = _ratio_panels(shown, methods)
-    drawn = any(not is_missing(row["value"]) for panel in panels for row in panel["rows"])
     return {"ratios_notes": [], "ratios_table": Table.build(columns, rows, caption=caption),
-            "ratios_figure": figures.interval_dot_figure(panels, share_x=True) if drawn else None}  # fmt: skip
+            "ratios_figure": figures.interval_dot_figure(_ratio_panels(shown, methods), share_x=True)}
 
 
 def _ratio_panels(shown: list[tuple[str, str, dict]], methods: list[str]) -> list[dict]:
@@ -394,13 +393,9 @@ def _ratio_panels(shown: list[tuple[str, str, dict]], methods: list[str]) -> lis
             "xlabel": f"{REFERENCE} / baseline steps", "rows": [],
         })  # fmt: skip
         color = _method_color(baseline, methods) if baseline in methods else "0.4"
-        panel["rows"].append({"label": baseline, "color": color, "value": _float(row.get("ratio")),
-                              "low": _float(row.get("low")), "high": _float(row.get("high"))})  # fmt: skip
+        panel["rows"].append({"label": baseline, "color": color, "value": as_float(row.get("ratio")),
+                              "low": as_float(row.get("low")), "high": as_float(row.get("high"))})  # fmt: skip
     return list(panels.values())
-
-
-def _float(value: Any) -> float:
-    return float("nan") if is_missing(value) else float(value)
 
 
 def _reading(row: dict) -> str:

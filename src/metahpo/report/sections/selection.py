@@ -18,7 +18,7 @@ from metahpo.report import figures
 from metahpo.report.common import display_order, listed, stage_object, summary_rows, with_ci
 from metahpo.report.inputs import ResultsTree
 from metahpo.report.section import SECTIONS, ReportInputs, Section
-from metahpo.report.tables import MISSING, Table, fmt_fixed, fmt_int, fmt_metric, fmt_number, is_missing
+from metahpo.report.tables import MISSING, Table, as_float, fmt_fixed, fmt_int, fmt_metric, fmt_number, is_missing
 
 if TYPE_CHECKING:  # annotations only: the library never imports the params module
     from metahpo.config import SelectionParams
@@ -205,10 +205,8 @@ def _comparison(selection: SelectionParams, summary: Optional[dict], summary_not
         )  # fmt: skip
     shots, redraws = summary.get("shots", selection.shots), summary.get("redraws", selection.redraws)
     caption = f"every selector on K = {fmt_int(shots)} examples, {fmt_int(redraws)} redraws per target"
-    panels = _comparison_panels(order, by_selector)
-    drawn = any(not is_missing(row["value"]) for panel in panels for row in panel["rows"])
     return {"comparison_notes": notes, "comparison_table": Table.build(columns, table_rows, caption=caption),
-            "comparison_figure": figures.interval_dot_figure(panels) if drawn else None}  # fmt: skip
+            "comparison_figure": figures.interval_dot_figure(_comparison_panels(order, by_selector))}
 
 
 def _comparison_panels(order: list[str], by_selector: dict[str, dict]) -> list[dict]:
@@ -219,9 +217,7 @@ def _comparison_panels(order: list[str], by_selector: dict[str, dict]) -> list[d
     for key, xlabel in labels.items():
         rows = []
         for selector in order:
-            value, half = (by_selector[selector].get(name) for name in (key, f"{key}_ci"))
-            value = float("nan") if is_missing(value) else float(value)
-            half = float("nan") if is_missing(half) else float(half)
+            value, half = (as_float(by_selector[selector].get(name)) for name in (key, f"{key}_ci"))
             rows.append({"label": selector, "value": value, "low": value - half, "high": value + half,
                          "color": "C1" if selector == REFERENCE else "C0"})  # fmt: skip
         panels.append({"xlabel": xlabel, "log_x": False, "reference": 0.0, "rows": rows})
